@@ -10,6 +10,7 @@ pub mod error;
 pub mod float;
 pub mod layer;
 pub mod layers;
+pub mod numpy_rng;
 
 pub use error::{Error, Result, Shape};
 pub use float::Float;
