@@ -58,7 +58,7 @@ fn bug_sigmoid_forward_not_storing_out() {
     );
     let zero_text = expect(&zero, false);
     assert_eq!(zero.tensor("input 0").unwrap().max_rel_err, Some(1.0));
-    snap(
+    snap!(
         "bug_sigmoid_out_not_stored",
         "Bug 1: the tutorial's Sigmoid forward never stores out and backward reads self.dout. Replica fails (error; zero-cache variant: dx = 0), fix passes.",
         &format!(
@@ -96,7 +96,7 @@ fn bug_affine_reshpae_dx_in_input_shape() {
     let fixed_check = expect(&check(&mut fixed, std::slice::from_ref(&x), 3), true);
     let mut replica = TutorialAffine::new(w, b, AffineBug::Reshpae);
     let replica_check = expect(&check(&mut replica, std::slice::from_ref(&x), 3), false);
-    snap(
+    snap!(
         "bug_affine_reshpae",
         "Bug 2: dx.reshpae(...). Input (2,1,4,4): the fixed Affine returns dx (2,1,4,4); the replica raises, dx left (2,16).",
         &format!(
@@ -160,7 +160,7 @@ fn bug_mse_squares_a_tuple() {
     let y = arr2(&[[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]]).into_dyn();
     let tt = arr2(&[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]).into_dyn();
     let layer_check = expect(&check(&mut MeanSquaredError::new(), &[y, tt], 4), true);
-    snap(
+    snap!(
         "bug_mse_tuple",
         "Bug 3: np.sum((pred_y, true_y)**2). The fixed loss on the tutorial's vectors, the tuple version's TypeError and its array reading, which ignores the difference.",
         &format!("{s}\n{layer_check}"),
@@ -181,7 +181,7 @@ fn bug_predict_returns_logits_not_input() {
     let returned = replica.predict(x.view()).unwrap();
     assert_eq!(returned, x, "the replica hands back its input");
     assert_ne!(returned.shape(), logits.shape());
-    snap(
+    snap!(
         "bug_predict_returns_x",
         "Bug 4: predict returning X. Fixed predict gives logits (N, classes); the replica returns the input.",
         &format!(
@@ -239,7 +239,7 @@ fn bug_affine_bias_from_global_not_argument() {
         &check(&mut TutorialAffine::new(w, b1, AffineBug::GlobalB), &[x], 5),
         true,
     );
-    snap(
+    snap!(
         "bug_affine_global_b",
         "self.b = B: the fixed Affine uses its b argument; the replica uses the global B whatever it is passed. The gradient check cannot see this bug.",
         &format!("{s}\n{fixed_check}\n{replica_check}"),
@@ -257,7 +257,7 @@ fn bug_pixels_divided_by_0_255() {
     let min = |v: &[f64]| v.iter().fold(f64::MAX, |m, &x| m.min(x));
     assert_eq!((min(&fixed), max(&fixed)), (0.0, 1.0));
     assert!((max(&replica) - 1000.0).abs() < 1e-9);
-    snap(
+    snap!(
         "bug_pixels_divided_by_0_255",
         "X_train /= .255: the replica's pixels reach 1000; the fixed scaling (p / 255) stays in [0, 1].",
         &format!(
@@ -332,7 +332,7 @@ fn bug_init_std_from_input_size_for_every_layer() {
         }
         s.push('\n');
     }
-    snap(
+    snap!(
         "bug_init_std_from_input_size",
         "He/Xavier std from input_size for every layer: per-layer std of the fixed Mlp (own fan-in) vs the tutorial's (784 everywhere), 784-100-64-32-10.",
         &s,
@@ -388,7 +388,7 @@ fn bug_affine_db_never_named() {
     let replica_check = expect(&outcome, false);
     assert!(outcome.tensor("param W").unwrap().passed);
     assert!(!outcome.tensor("param b").unwrap().passed);
-    snap(
+    snap!(
         "bug_affine_sb",
         "self.sb: the tutorial never assigns db. The fixed Affine names both gradients; the replica's b has none (sb holds it), so SGD and the gradient check fail.",
         &format!(
@@ -438,7 +438,7 @@ fn bug_softmax_stores_x_instead_of_t() {
         ),
         false,
     );
-    snap(
+    snap!(
         "bug_softmax_stores_x",
         "Softmax storing self.x instead of self.t: the replica's backward uses the logits as labels, (y - x)/N; the gradient check fails it and passes the fix, (y - t)/N.",
         &format!(
@@ -481,7 +481,7 @@ fn bug_relu_backward_mutates_callers_dout() {
     let xc = RandomState::new(10).randn(&[3, 3]);
     assert!(xc.iter().all(|v| v.abs() > 1e-3), "no kinks within h");
     let fixed_check = expect(&check(&mut Relu::new(), &[xc], 11), true);
-    snap(
+    snap!(
         "bug_relu_mutates_dout",
         "ReLU backward writing into the caller's dout: the replica zeroes it, the fixed layer does not; in h = relu(x) + x the replica's dx loses the identity branch where x <= 0.",
         &format!(

@@ -39,7 +39,7 @@ fn computational_graph_example_prints_2_7_14_and_7_2_7_9_2() {
     writeln!(s, "{da}").unwrap();
     writeln!(s, "{db}").unwrap();
     writeln!(s, "{dc}").unwrap();
-    snap(
+    snap!(
         "tutorial_computational_graph",
         "The tutorial's computational-graph example: forward prints 2, 7, 14; backward prints `7 2`, `7`, `9`, `2`.",
         &s,
@@ -98,7 +98,7 @@ fn matrix_examples_have_the_tutorials_shapes() {
         "{}",
         lines[2]
     );
-    snap(
+    snap!(
         "tutorial_matrix_shapes",
         "Shapes of the tutorial's matrix examples: X (3,)·W (3,2)+B (2,) -> Y (2,); X (2,)·W (2,3) -> dX (2,), dW (2,3); batch X (4,3) -> Y (4,2), dX (4,3), dW (3,2), dB (2,).",
         &(lines.join("\n") + "\n"),
@@ -117,7 +117,7 @@ fn shape_mismatch_message_carries_numpys_information() {
     for part in ["(3,)", "(2, 2)", "not aligned", "3 (dim 0) != 2 (dim 0)"] {
         assert!(msg.contains(part), "{msg:?} lacks {part:?}");
     }
-    snap(
+    snap!(
         "tutorial_shape_mismatch_error",
         "Our error for X (3,) · W (2,2); numpy prints `shapes (3,) and (2,2) not aligned: 3 (dim 0) != 2 (dim 0)`.",
         &(msg + "\n"),
@@ -166,7 +166,7 @@ fn seeded_example_x_matches_the_tutorials_print() {
         array(s.fc.b()),
         array(&s.x)
     );
-    snap(
+    snap!(
         "tutorial_seeded_example_inputs",
         "np.random.seed(111); W = randn(3,2); b = randn(2); X = rand(2,3). X equals the tutorial's print.",
         &text,
@@ -197,7 +197,7 @@ fn seeded_example_dx_straight_through() {
         array(&dout),
         array(&dx)
     );
-    snap(
+    snap!(
         "tutorial_seeded_example_dx_straight",
         "Seed 111, W, b, X, then dout = rand(2,2) immediately: Y = X·W + b and dx = dout·Wᵀ.",
         &text,
@@ -227,7 +227,7 @@ fn seeded_example_dx_as_printed_after_six_extra_draws() {
         array(&dout),
         array(&dx)
     );
-    snap(
+    snap!(
         "tutorial_seeded_example_dx_printed",
         "Seed 111, W, b, X, six extra rand draws, then dout = rand(2,2): dx equals the tutorial's printed dx.",
         &text,

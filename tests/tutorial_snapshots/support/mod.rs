@@ -17,20 +17,32 @@ pub const DECIMALS: usize = 8;
 /// `snapshot_path` would be resolved against the test file's folder.
 pub const SNAPSHOT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots");
 
-/// Asserts `value` against the committed snapshot `snapshots/{name}.snap`.
-///
-/// `description` is stored in the snapshot header, so a reviewer reading the
-/// file knows what it locks in. With `CI=true` (or `INSTA_UPDATE=no`) a
-/// mismatch fails the test; locally insta also writes a `.snap.new` to review.
-#[track_caller]
-pub fn snap(name: &str, description: &str, value: &str) {
+/// The insta settings every snapshot is asserted under: stored as
+/// `snapshots/{name}.snap` in the top-level folder, no module prefix, the
+/// `description` in the header (so a reviewer reading the file knows what it
+/// locks in) instead of the expression.
+pub fn settings(description: &str) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(SNAPSHOT_DIR);
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     settings.set_description(description);
-    settings.bind(|| insta::assert_snapshot!(name, value));
+    settings
 }
+
+/// `snap!(name, description, value)`: asserts the text `value` against the
+/// committed snapshot `snapshots/{name}.snap` under [`settings`]. A macro so
+/// the snapshot's `source` names the calling test file.
+///
+/// With `CI=true` (or `INSTA_UPDATE=no`) a mismatch fails the test and
+/// writes nothing; locally insta also writes a `.snap.new` to review.
+macro_rules! snap {
+    ($name:expr, $description:expr, $value:expr $(,)?) => {
+        $crate::tutorial_snapshots::support::settings($description)
+            .bind(|| insta::assert_snapshot!($name, $value))
+    };
+}
+pub(crate) use snap;
 
 /// `v` with [`DECIMALS`] fixed decimals; `-0.0` (and anything that rounds to
 /// zero) prints as `0.00000000`, NaN and infinities as numpy spells them.
