@@ -265,7 +265,9 @@ mod tests {
         assert_abs_diff_eq!(buf[[1, 1]], 1.0, epsilon = 0.0);
 
         let before = buf.clone();
-        let e = d.fill_batch(&[0, 3], buf.view_mut(), &mut labels).unwrap_err();
+        let e = d
+            .fill_batch(&[0, 3], buf.view_mut(), &mut labels)
+            .unwrap_err();
         assert!(e.to_string().contains("index 3 at batch position 1"), "{e}");
         let e = d.fill_batch(&[0], buf.view_mut(), &mut labels).unwrap_err();
         assert!(e.to_string().contains("expected [1, 2]"), "{e}");

@@ -184,7 +184,9 @@ fn parse_header(h: &[u8], kind: Kind, file: &str) -> Result<(Vec<u32>, u64), Dat
         .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
         .ok_or_else(|| bad("the product of the dimensions overflows 64 bits"))?;
     if usize::try_from(len).is_err() {
-        return Err(bad("the payload does not fit in this machine's address space"));
+        return Err(bad(
+            "the payload does not fit in this machine's address space",
+        ));
     }
     Ok((dims, len))
 }
@@ -248,7 +250,7 @@ fn decode_gzip(bytes: &[u8], kind: Kind, file: &str) -> Result<(Vec<u32>, Vec<u8
     let mut header = [0u8; 16];
     let got = read_full(&mut dec, &mut header[..hl]).map_err(corrupt)?;
     let (dims, expected) = parse_header(&header[..got], kind, file)?;
-    let cap = expected.min((bytes.len() as u64).saturating_mul(MAX_DEFLATE_RATIO));
+    let cap = (expected + 1).min((bytes.len() as u64).saturating_mul(MAX_DEFLATE_RATIO));
     let mut payload = Vec::with_capacity(cap as usize);
     (&mut dec)
         .take(expected + 1)
@@ -401,8 +403,7 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::GzBuilder::new()
         .mtime(0)
         .write(Vec::new(), flate2::Compression::best());
-    enc.write_all(bytes)
-        .expect("writing to a Vec cannot fail");
+    enc.write_all(bytes).expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail")
 }
 

@@ -13,12 +13,16 @@
 //! ```
 
 pub mod dataset;
+pub mod download;
+pub mod embedded;
 pub mod error;
 pub mod idx;
 pub mod npm;
 pub mod split;
 
 pub use dataset::{Dataset, STANDARD_FILES, TrainTest, load_dir};
+pub use download::{Fetched, MNIST_BASE_URL, Manifest, ManifestEntry, download, download_mnist};
+pub use embedded::{DEFAULT_SPLIT_SEED, EMBEDDED_TEST_SIZE, embedded_digits, embedded_split};
 pub use error::DataError;
 pub use idx::{Images, parse_images, parse_labels, read_images, read_labels};
 pub use split::{Split, stratified_split};

@@ -90,10 +90,7 @@ pub fn convert_digits(
         if n != expected[d as usize] {
             return Err(DataError::BadInput {
                 file: name,
-                detail: format!(
-                    "{n} images of digit {d}, expected {}",
-                    expected[d as usize]
-                ),
+                detail: format!("{n} images of digit {d}, expected {}", expected[d as usize]),
             }
             .into());
         }
@@ -167,7 +164,10 @@ mod tests {
     #[test]
     fn every_byte_survives_the_three_decimal_rounding() {
         let all: Vec<u8> = (0..=255u8).cycle().take(784).collect();
-        assert_eq!(decode_digit_json(json_of(&all).as_bytes(), "x").unwrap(), all);
+        assert_eq!(
+            decode_digit_json(json_of(&all).as_bytes(), "x").unwrap(),
+            all
+        );
     }
 
     #[test]
@@ -178,8 +178,15 @@ mod tests {
         let e = decode_digit_json(json.as_bytes(), "3.json").unwrap_err();
         assert!(e.to_string().contains("value 0.0025 at index 5"), "{e}");
         let e = decode_digit_json(b"{\"data\": [0, 0]}", "3.json").unwrap_err();
-        assert!(e.to_string().contains("2 values, expected a multiple of 784"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("2 values, expected a multiple of 784"),
+            "{e}"
+        );
         let e = decode_digit_json(b"[1]", "3.json").unwrap_err();
-        assert!(e.to_string().starts_with("3.json: expected {\"data\""), "{e}");
+        assert!(
+            e.to_string().starts_with("3.json: expected {\"data\""),
+            "{e}"
+        );
     }
 }

@@ -79,7 +79,10 @@ pub fn stratified_split(labels: &[u8], test_size: usize, seed: u64) -> Result<Sp
     let counts: Vec<usize> = by_class.iter().map(Vec::len).collect();
     let take = test_counts(&counts, test_size);
     let mut rng = StdRng::seed_from_u64(seed);
-    let (mut train, mut test) = (Vec::with_capacity(n - test_size), Vec::with_capacity(test_size));
+    let (mut train, mut test) = (
+        Vec::with_capacity(n - test_size),
+        Vec::with_capacity(test_size),
+    );
     for (members, k) in by_class.iter_mut().zip(take) {
         members.shuffle(&mut rng);
         test.extend_from_slice(&members[..k]);
