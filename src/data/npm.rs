@@ -48,7 +48,7 @@ pub fn decode_digit_json(json: &[u8], file: &str) -> Result<Vec<u8>> {
     let parsed: DigitFile = serde_json::from_slice(json)
         .map_err(|e| bad(format!("expected {{\"data\": [numbers]}}: {e}")))?;
     let per = SIDE * SIDE;
-    if parsed.data.len() % per != 0 {
+    if !parsed.data.len().is_multiple_of(per) {
         return Err(bad(format!(
             "{} values, expected a multiple of {per} (28x28 per image)",
             parsed.data.len()
