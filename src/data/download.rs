@@ -232,7 +232,7 @@ fn fetch_one(
     })?;
 
     let tmp = dir.join(format!(".{}.part-{}", entry.file_name, std::process::id()));
-    let guard = TempGuard(Some(tmp.clone()));
+    let mut guard = TempGuard(Some(tmp.clone()));
     let write_err = |source| DataError::Io {
         path: tmp.clone(),
         action: "cannot write",
@@ -294,7 +294,7 @@ fn fetch_one(
         action: "cannot rename the verified download into place",
         source,
     })?;
-    std::mem::forget(guard);
+    guard.0 = None; // renamed: nothing to clean up
     Ok(Fetched {
         path,
         bytes: total,
