@@ -6,6 +6,7 @@
 //! gradient checker that works on any type implementing [`Layer`], including
 //! yours.
 
+pub mod data;
 pub mod error;
 pub mod float;
 pub mod layer;

@@ -1,3 +1,4 @@
-//! The crate's one integration-test binary; each module is one area.
+//! The single integration-test binary: one module per area.
 
+mod data;
 mod tutorial_snapshots;

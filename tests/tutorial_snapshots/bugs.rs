@@ -14,6 +14,7 @@
 use super::replicas::*;
 use super::support::gradcheck::{CheckOutcome, check};
 use super::support::{array, array_dec, num, num_dec, shape, snap};
+use gradverify::data::embedded_digits;
 use gradverify::numpy_rng::RandomState;
 use gradverify::{
     Activation, Affine, Layer, MeanSquaredError, Mlp, Relu, Sgd, Sigmoid, SoftmaxWithLoss,
@@ -247,27 +248,44 @@ fn bug_affine_bias_from_global_not_argument() {
 }
 
 /// `X_train /= .255`: dividing by 0.255 puts pixels in `[0, 1000]`; the
-/// fix divides by 255, giving `[0, 1]`. Checked on every pixel value 0..=255.
+/// fix, the data loader's `Dataset::batch`, divides by 255, giving `[0, 1]`.
+/// Checked on all 10,000 embedded MNIST digits.
 #[test]
 fn bug_pixels_divided_by_0_255() {
-    let pixels: Vec<u8> = (0..=255).collect();
-    let fixed: Vec<f64> = pixels.iter().map(|&p| f64::from(p) / 255.0).collect();
-    let replica = tutorial_scale(&pixels);
-    let max = |v: &[f64]| v.iter().fold(f64::MIN, |m, &x| m.max(x));
-    let min = |v: &[f64]| v.iter().fold(f64::MAX, |m, &x| m.min(x));
-    assert_eq!((min(&fixed), max(&fixed)), (0.0, 1.0));
-    assert!((max(&replica) - 1000.0).abs() < 1e-9);
+    let data = embedded_digits().unwrap();
+    let n = data.len();
+    let raw = data.images().pixels();
+    let raw_max = raw.iter().copied().max().unwrap();
+    assert_eq!(raw_max, 255);
+    let (mut fmin, mut fmax, mut fsum) = (f64::MAX, f64::MIN, 0.0);
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(1000) {
+        let (x, _) = data.batch::<f64>(chunk).unwrap();
+        fmin = x.iter().fold(fmin, |m, &v| m.min(v));
+        fmax = x.iter().fold(fmax, |m, &v| m.max(v));
+        fsum += x.sum();
+    }
+    let replica = tutorial_scale(raw);
+    let rmin = replica.iter().fold(f64::MAX, |m, &v| m.min(v));
+    let rmax = replica.iter().fold(f64::MIN, |m, &v| m.max(v));
+    let rsum: f64 = replica.iter().sum();
+    assert_eq!((fmin, fmax), (0.0, 1.0));
+    assert!((rmax - 1000.0).abs() < 1e-9, "{rmax}");
+    let count = raw.len() as f64;
+    let (fmean, rmean) = (fsum / count, rsum / count);
+    assert!((rmean / fmean - 1000.0).abs() < 1e-6);
     snap!(
         "bug_pixels_divided_by_0_255",
-        "X_train /= .255: the replica's pixels reach 1000; the fixed scaling (p / 255) stays in [0, 1].",
+        "X_train /= .255: on the embedded digits the replica's pixels reach 1000; the data loader's scaling (p / 255) stays in [0, 1].",
         &format!(
-            "pixels 0..=255\nfixed p/255: min {}, max {}, value of 128 {}\ntutorial p/.255: min {}, max {}, value of 128 {}\n",
-            num(min(&fixed)),
-            num(max(&fixed)),
-            num(fixed[128]),
-            num(min(&replica)),
-            num(max(&replica)),
-            num(replica[128]),
+            "embedded digits: {n} images of {} pixels, raw u8 max {raw_max}\nfixed Dataset::batch (p/255): min {}, max {}, mean {}\ntutorial X_train /= .255: min {}, max {}, mean {}\n",
+            data.features(),
+            num(fmin),
+            num(fmax),
+            num_dec(fmean, 6),
+            num(rmin),
+            num(rmax),
+            num_dec(rmean, 3),
         ),
     );
 }
