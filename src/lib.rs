@@ -14,6 +14,7 @@ pub mod loss;
 pub mod model;
 pub mod numpy_rng;
 pub mod optim;
+pub mod train;
 
 pub use error::{Error, Result, Shape};
 pub use float::Float;
