@@ -5,6 +5,9 @@
 //! below; every run starts with the verification gate (see
 //! [`crate::train::reference_run`]).
 
+use crate::data::{
+    DEFAULT_SPLIT_SEED, MNIST_BASE_URL, TrainTest, download_mnist, embedded_split, load_dir,
+};
 use crate::error::{Error, Result};
 use crate::model::Activation;
 use crate::train::{Run, TrainConfig};
@@ -173,7 +176,7 @@ where
 {
     let (name, sets) = load(args)?;
     let cfg = args.config(&name);
-    let run = crate::train::reference_run(&cfg, &sets.0, &sets.1, verify)?;
+    let run = crate::train::reference_run(&cfg, &sets.train, &sets.test, verify)?;
     if !args.quiet {
         println!(
             "final test accuracy {:.4} after {} epoch(s); outputs in {}",
@@ -184,4 +187,24 @@ where
     }
     enforce_min_accuracy(run.record.final_test_accuracy, args.min_accuracy)?;
     Ok(run)
+}
+
+/// The data `args` selects, with the name of its default output directory:
+/// `--data-dir DIR` (named after DIR), `--download DIR` (`"mnist"`), or the
+/// embedded digits split 8,000 / 2,000 (`"digits"`).
+///
+/// **Errors** as [`load_dir`], [`download_mnist`] and [`embedded_split`].
+pub fn load(args: &TrainArgs) -> Result<(String, TrainTest)> {
+    if let Some(dir) = &args.data_dir {
+        let name = dir
+            .file_name()
+            .map_or_else(|| "data".to_string(), |n| n.to_string_lossy().into_owned());
+        return Ok((name, load_dir(dir)?));
+    }
+    if let Some(dir) = &args.download {
+        let mirror = args.mirror.as_deref().unwrap_or(MNIST_BASE_URL);
+        download_mnist(dir, mirror, !args.quiet)?;
+        return Ok(("mnist".into(), load_dir(dir)?));
+    }
+    Ok(("digits".into(), embedded_split(DEFAULT_SPLIT_SEED)?))
 }

@@ -6,6 +6,8 @@
 //! gradient checker that works on any type implementing [`Layer`], including
 //! yours.
 
+pub mod cli;
+pub mod data;
 pub mod error;
 pub mod float;
 pub mod layer;
@@ -50,3 +52,8 @@ pub(crate) mod test_util {
         }
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,3 +1,4 @@
-//! The crate's single integration-test binary; each area is a module.
+//! The single integration-test binary: one module per area.
 
+mod data;
 mod train;

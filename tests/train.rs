@@ -1,17 +1,17 @@
 //! The reference run: metrics files, plots, determinism, the verification gate.
 
 use gradverify::Error;
+use gradverify::data::{Dataset, Images};
 use gradverify::train::{
-    EPOCH_MEANING, Examples, OUTPUT_FILES, PLOT_SIZE, TrainConfig, U8Examples, mlp_gradient_check,
-    reference_run, train,
+    EPOCH_MEANING, OUTPUT_FILES, PLOT_SIZE, TrainConfig, mlp_gradient_check, reference_run, train,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 
-/// A learnable synthetic set: `n` images of 8×8 pixels in 4 classes; class
+/// A learnable synthetic set: `n` images of 8×8 pixels in 4 of the 10 classes; class
 /// `c` lights up row pairs `2c, 2c+1` (values 150..=255) over noise 0..=90.
-fn synthetic(n: usize, seed: u64) -> U8Examples {
+fn synthetic(n: usize, seed: u64) -> Dataset {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut pixels = Vec::with_capacity(n * 64);
     let mut labels = Vec::with_capacity(n);
@@ -28,7 +28,7 @@ fn synthetic(n: usize, seed: u64) -> U8Examples {
             });
         }
     }
-    U8Examples::new(64, 4, pixels, labels).unwrap()
+    Dataset::new("synthetic", Images::new(n, 8, 8, pixels).unwrap(), labels).unwrap()
 }
 
 fn quick_cfg(out: &Path) -> TrainConfig {
@@ -127,13 +127,33 @@ fn reference_run_writes_metrics_json_csv_and_two_pngs() {
         "epoch,train_loss,train_accuracy,test_accuracy,seconds"
     );
     assert_eq!(lines.len(), 4);
-    for (line, e) in lines[1..].iter().zip(epochs) {
+    // CSV cells round-trip exactly (shortest representation); serde_json's
+    // default float parser may be one ulp off, so JSON is compared with a tolerance.
+    for ((line, e), j) in lines[1..].iter().zip(&run.record.epochs).zip(epochs) {
         let cells: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
-        assert_eq!(cells[0], e["epoch"].as_f64().unwrap());
-        assert_eq!(cells[1], e["train_loss"].as_f64().unwrap());
-        assert_eq!(cells[2], e["train_accuracy"].as_f64().unwrap());
-        assert_eq!(cells[3], e["test_accuracy"].as_f64().unwrap());
-        assert_eq!(cells[4], e["seconds"].as_f64().unwrap());
+        let want = [
+            e.epoch as f64,
+            e.train_loss,
+            e.train_accuracy,
+            e.test_accuracy,
+            e.seconds,
+        ];
+        assert_eq!(cells, want);
+        for (k, w) in [
+            "epoch",
+            "train_loss",
+            "train_accuracy",
+            "test_accuracy",
+            "seconds",
+        ]
+        .iter()
+        .zip(want)
+        {
+            assert!(
+                (j[k].as_f64().unwrap() - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "{k}"
+            );
+        }
     }
     // iterations.csv: one row per SGD step.
     let it = std::fs::read_to_string(out.join("iterations.csv")).unwrap();
@@ -246,15 +266,15 @@ fn bad_configurations_and_mismatched_sets_are_errors() {
     )
     .unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e}");
-    let wide = U8Examples::new(65, 4, vec![0; 65], vec![0]).unwrap();
+    let wide = Dataset::new("wide", Images::new(1, 5, 13, vec![0; 65]).unwrap(), vec![0]).unwrap();
     assert_eq!(wide.features(), 65);
     let e = train(&cfg, &tr, &wide).unwrap_err();
     assert!(
         e.to_string()
-            .contains("64 feature(s) / 4 class(es) vs 65 / 4"),
+            .contains("64 feature(s) / 10 class(es) vs 65 / 10"),
         "{e}"
     );
-    let empty = U8Examples::new(64, 4, vec![], vec![]).unwrap();
+    let empty = Dataset::new("empty", Images::new(0, 8, 8, vec![]).unwrap(), vec![]).unwrap();
     let e = train(&cfg, &tr, &empty).unwrap_err();
     assert!(e.to_string().contains("non-empty"), "{e}");
     // A learning rate far too large diverges: a typed error, not NaN metrics.

@@ -3,11 +3,11 @@
 //!
 //! ```no_run
 //! # fn main() -> gradverify::Result<()> {
-//! use gradverify::train::{TrainConfig, U8Examples, mlp_gradient_check, reference_run};
-//! # let (train_set, test_set) = (U8Examples::new(1, 2, vec![0, 255], vec![0, 1])?,
-//! #                              U8Examples::new(1, 2, vec![0, 255], vec![0, 1])?);
+//! use gradverify::data::embedded_split;
+//! use gradverify::train::{TrainConfig, mlp_gradient_check, reference_run};
+//! let sets = embedded_split(gradverify::data::DEFAULT_SPLIT_SEED)?; // 8,000 / 2,000
 //! let cfg = TrainConfig { epochs: 2, ..TrainConfig::default() };
-//! let run = reference_run(&cfg, &train_set, &test_set, mlp_gradient_check)?;
+//! let run = reference_run(&cfg, &sets.train, &sets.test, mlp_gradient_check)?;
 //! println!("{}", run.record.final_test_accuracy);
 //! # Ok(()) }
 //! ```
@@ -20,7 +20,7 @@ pub mod plot;
 pub mod reference;
 
 pub use config::TrainConfig;
-pub use examples::{Examples, U8Examples};
+pub use examples::Examples;
 pub use fit::{accuracy, shuffle_seed, train};
 pub use metrics::{EPOCH_MEANING, EpochMetrics, History, RecordedConfig, RunRecord};
 pub use plot::{PLOT_SIZE, plot_accuracy, plot_loss};
