@@ -90,6 +90,7 @@ pub fn plot_accuracy(history: &History, path: &Path) -> Result<()> {
             }
         })
         .y_label_formatter(&|y| format!("{y:.2}"))
+        .light_line_style(RGBColor(238, 238, 238))
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 20))
         .draw()
@@ -151,6 +152,7 @@ pub fn plot_loss(history: &History, path: &Path) -> Result<()> {
         .y_desc("loss (softmax cross-entropy)")
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.2}"))
+        .light_line_style(RGBColor(238, 238, 238))
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 20))
         .draw()

@@ -114,8 +114,8 @@ pub fn mlp_gradient_check() -> Result<String> {
         .into_dyn();
     let t = Array1::from_shape_fn(6, |i| (i % 3) as f64).into_dyn();
     let mut table = format!(
-        "{:<28} {:>6} {:>12}  result\n",
-        "check (backprop vs central difference)", "param", "max rel err"
+        "MLP gradient: backprop vs central difference (h = {H:e})\n{:<28} {:>6} {:>12}  result\n",
+        "model", "param", "max rel err"
     );
     let mut failures = Vec::new();
     for act in [Activation::Relu, Activation::Sigmoid] {
@@ -182,9 +182,9 @@ mod tests {
     #[test]
     fn the_cheap_gradient_check_passes_on_the_real_mlp() {
         let table = mlp_gradient_check().unwrap();
-        // A header and 2 activations x 6 parameters.
-        assert_eq!(table.lines().count(), 13, "{table}");
-        assert!(table.lines().skip(1).all(|l| l.ends_with("ok")), "{table}");
+        // A caption, a header and 2 activations x 6 parameters.
+        assert_eq!(table.lines().count(), 14, "{table}");
+        assert!(table.lines().skip(2).all(|l| l.ends_with("ok")), "{table}");
         assert!(table.contains("sigmoid") && table.contains("W3"), "{table}");
     }
 }

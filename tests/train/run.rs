@@ -1,4 +1,5 @@
-//! The reference run: metrics files, plots, determinism, the verification gate.
+//! The training loop and reference run on synthetic data: metrics files,
+//! plots, determinism, the verification gate.
 
 use gradverify::Error;
 use gradverify::data::{Dataset, Images};
@@ -11,7 +12,7 @@ use std::path::Path;
 
 /// A learnable synthetic set: `n` images of 8×8 pixels in 4 of the 10 classes; class
 /// `c` lights up row pairs `2c, 2c+1` (values 150..=255) over noise 0..=90.
-fn synthetic(n: usize, seed: u64) -> Dataset {
+pub(super) fn synthetic(n: usize, seed: u64) -> Dataset {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut pixels = Vec::with_capacity(n * 64);
     let mut labels = Vec::with_capacity(n);
@@ -45,7 +46,7 @@ fn quick_cfg(out: &Path) -> TrainConfig {
 }
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
-fn png_size(path: &Path) -> (u32, u32) {
+pub(super) fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap();
     assert_eq!(
         &bytes[..8],
