@@ -16,12 +16,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Verifies the hand-written backpropagation, then trains the tutorial's MLP.
+///
+/// Without a subcommand it runs the verification and the reference run on the
+/// embedded digits; the `train` options may be given directly then.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "gradverify", version, about)]
+#[command(
+    name = "gradverify",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do; without one, the default reference run.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The training options when no subcommand is given.
+    #[command(flatten)]
+    pub defaults: TrainArgs,
 }
 
 /// The subcommands.
@@ -37,7 +48,7 @@ impl Cli {
     pub fn train_args(&self) -> TrainArgs {
         match &self.command {
             Some(Command::Train(a)) => a.clone(),
-            None => TrainArgs::default(),
+            None => self.defaults.clone(),
         }
     }
 }
@@ -92,10 +103,7 @@ pub struct TrainArgs {
 impl Default for TrainArgs {
     /// The options of a bare `gradverify train`.
     fn default() -> Self {
-        match Cli::parse_from(["gradverify", "train"]).command {
-            Some(Command::Train(a)) => a,
-            None => unreachable!("`train` was given"),
-        }
+        Cli::parse_from(["gradverify"]).defaults
     }
 }
 

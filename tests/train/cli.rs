@@ -34,8 +34,9 @@ fn train_options_parse_and_default_to_the_reference_settings() {
         (a.data_dir.clone(), a.out.clone(), a.min_accuracy, a.quiet),
         (None, None, None, false)
     );
-    // No subcommand: the same defaults.
+    // No subcommand: the same defaults, and the same options accepted.
     assert_eq!(parse(&[]).unwrap(), a);
+    assert_eq!(parse(&["--epochs", "5", "--quiet"]).unwrap().epochs, 5);
     let cfg = a.config("digits");
     assert_eq!(cfg.out, PathBuf::from("runs/digits"));
 

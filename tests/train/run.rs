@@ -282,3 +282,67 @@ fn bad_configurations_and_mismatched_sets_are_errors() {
     let e = train(&TrainConfig { lr: 1e30, ..cfg }, &tr, &tr).unwrap_err();
     assert!(matches!(e, Error::NonFinite { .. }), "{e}");
 }
+
+/// Wraps a dataset and records the index list of every `fill_batch` call.
+struct Recording<'a> {
+    inner: &'a Dataset,
+    calls: std::cell::RefCell<Vec<Vec<usize>>>,
+}
+
+impl gradverify::train::Examples for Recording<'_> {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn features(&self) -> usize {
+        self.inner.features()
+    }
+    fn fill_batch<F: gradverify::Float>(
+        &self,
+        indices: &[usize],
+        out: ndarray::ArrayViewMut2<'_, F>,
+        labels: &mut Vec<usize>,
+    ) -> gradverify::Result<()> {
+        self.calls.borrow_mut().push(indices.to_vec());
+        self.inner.fill_batch(indices, out, labels)
+    }
+}
+
+#[test]
+fn each_epoch_visits_every_training_example_once_in_a_fresh_order() {
+    let data = synthetic(250, 11);
+    let tr = Recording {
+        inner: &data,
+        calls: Default::default(),
+    };
+    let te = Recording {
+        inner: &data,
+        calls: Default::default(),
+    };
+    let cfg = quick_cfg(Path::new("unused"));
+    let (_, h) = train(&cfg, &tr, &te).unwrap();
+    assert_eq!(h.iteration_losses.len(), 3 * 8);
+    // Per epoch: 8 training batches (7 of 32, one of 26), then one
+    // evaluation pass over all 250 in order.
+    let calls = tr.calls.into_inner();
+    assert_eq!(calls.len(), 3 * 9);
+    let mut orders = Vec::new();
+    for epoch in calls.chunks(9) {
+        let sizes: Vec<usize> = epoch.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [32, 32, 32, 32, 32, 32, 32, 26, 250]);
+        assert_eq!(epoch[8], (0..250).collect::<Vec<_>>());
+        let order: Vec<usize> = epoch[..8].concat();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..250).collect::<Vec<_>>(), "a permutation");
+        orders.push(order);
+    }
+    assert_ne!(orders[0], orders[1]);
+    assert_ne!(orders[1], orders[2]);
+    assert_ne!(
+        orders[0],
+        (0..250).collect::<Vec<_>>(),
+        "shuffled, not in file order"
+    );
+    // The test set is only evaluated, never trained on.
+    assert!(te.calls.into_inner().iter().all(|c| c.len() == 250));
+}
