@@ -263,6 +263,24 @@ fn the_binary_prints_errors_as_one_line_and_exits_1_without_panicking() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
+    // --download goes through the downloader: a closed local port fails cleanly.
+    let dl = dir.path().join("dl");
+    let (code, _, stderr) = binary(&[
+        "train",
+        "--download",
+        dl.to_str().unwrap(),
+        "--mirror",
+        "http://127.0.0.1:9/",
+        "--quiet",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains("http://127.0.0.1:9/train-images-idx3-ubyte.gz"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
     let (code, _, stderr) = binary(&["train", "--hidden", "0"]);
     assert_eq!(code, 2, "clap's usage error code: {stderr}");
     assert!(stderr.contains("--hidden"), "{stderr}");
