@@ -89,7 +89,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Where to write metrics.json, metrics.csv, iterations.csv and the plots
-    /// [default: runs/<data name>].
+    /// [default: runs/digits, runs/mnist with --download, runs/NAME for
+    /// --data-dir .../NAME].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Exit with an error if the final test accuracy is below X (0..=1).

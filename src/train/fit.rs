@@ -154,8 +154,8 @@ fn progress_bar(cfg: &TrainConfig, epoch: usize, iters: usize) -> ProgressBar {
 }
 
 /// The fraction of `data` whose highest logit is at its label (ties to the
-/// lowest class, as [`Mlp::accuracy`]), in batches of [`EVAL_BATCH`] through
-/// the reused buffer `buf`.
+/// lowest class, as [`Mlp::accuracy`]), in batches of `buf.nrows()` rows
+/// scaled into the reused buffer `buf` (`(rows, features)`).
 ///
 /// **Errors** as `fill_batch` and [`Mlp::predict`].
 pub fn accuracy<D: Examples + ?Sized>(
@@ -165,10 +165,13 @@ pub fn accuracy<D: Examples + ?Sized>(
     labels: &mut Vec<usize>,
 ) -> Result<f64> {
     let mut correct = 0usize;
-    let indices: Vec<usize> = (0..data.len()).collect();
-    for idx in indices.chunks(buf.nrows().max(1)) {
+    let step = buf.nrows().max(1);
+    let mut idx = Vec::with_capacity(step);
+    for start in (0..data.len()).step_by(step) {
+        idx.clear();
+        idx.extend(start..(start + step).min(data.len()));
         let k = idx.len();
-        data.fill_batch(idx, buf.slice_mut(s![..k, ..]), labels)?;
+        data.fill_batch(&idx, buf.slice_mut(s![..k, ..]), labels)?;
         let logits = model.predict(buf.slice(s![..k, ..]).into_dyn())?;
         let logits = logits
             .into_dimensionality::<ndarray::Ix2>()

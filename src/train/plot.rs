@@ -113,10 +113,9 @@ pub fn plot_accuracy(history: &History, path: &Path) -> Result<()> {
     chart
         .draw_series(test.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
         .map_err(|e| fail(path, e))?;
-    // matplotlib's loc=5 is "right": the middle of the right edge.
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::MiddleRight)
+        .position(legend_position(&train, &test, y0))
         .label_font(("sans-serif", 18))
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
@@ -124,6 +123,29 @@ pub fn plot_accuracy(history: &History, path: &Path) -> Result<()> {
         .map_err(|e| fail(path, e))?;
     root.present().map_err(|e| fail(path, e))?;
     Ok(())
+}
+
+/// Where the legend goes: the tutorial meant matplotlib's `loc=5`, the
+/// middle of the right edge; it moves to the bottom or top right corner when
+/// the curves' right half would run through the middle.
+fn legend_position(train: &[(f64, f64)], test: &[(f64, f64)], y0: f64) -> SeriesLabelPosition {
+    let span = 1.0 - y0;
+    let right: Vec<f64> = train
+        .iter()
+        .chain(test)
+        .filter(|p| p.0 > train.len() as f64 / 2.0)
+        .map(|p| p.1)
+        .collect();
+    let lo = right.iter().copied().fold(1.0, f64::min);
+    let hi = right.iter().copied().fold(y0, f64::max);
+    let (mid_lo, mid_hi) = (y0 + 0.35 * span, y0 + 0.65 * span);
+    if hi < mid_lo || lo > mid_hi {
+        SeriesLabelPosition::MiddleRight
+    } else if lo > y0 + 0.25 * span {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
+    }
 }
 
 /// Draws the mini-batch loss of every iteration into the PNG file `path`.
@@ -165,4 +187,44 @@ pub fn plot_loss(history: &History, path: &Path) -> Result<()> {
         .map_err(|e| fail(path, e))?;
     root.present().map_err(|e| fail(path, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(v: &[f64]) -> Vec<(f64, f64)> {
+        v.iter()
+            .enumerate()
+            .map(|(i, &a)| ((i + 1) as f64, a))
+            .collect()
+    }
+
+    #[test]
+    fn the_legend_avoids_the_curves_right_half() {
+        // Both curves high on the right: the middle of the right edge is free.
+        let (tr, te) = (
+            curve(&[0.88, 0.95, 0.99, 0.99]),
+            curve(&[0.87, 0.93, 0.94, 0.94]),
+        );
+        assert_eq!(
+            legend_position(&tr, &te, 0.8),
+            SeriesLabelPosition::MiddleRight
+        );
+        // Curves through the middle, nothing low: bottom right.
+        let (tr, te) = (
+            curve(&[0.83, 0.87, 0.89, 0.90]),
+            curve(&[0.82, 0.85, 0.87, 0.88]),
+        );
+        assert_eq!(
+            legend_position(&tr, &te, 0.8),
+            SeriesLabelPosition::LowerRight
+        );
+        // Something low on the right as well: top right.
+        let (tr, te) = (curve(&[0.1, 0.3, 0.5, 0.7]), curve(&[0.1, 0.2, 0.1, 0.5]));
+        assert_eq!(
+            legend_position(&tr, &te, 0.0),
+            SeriesLabelPosition::UpperRight
+        );
+    }
 }
