@@ -157,15 +157,21 @@ fn progress_bar(cfg: &TrainConfig, epoch: usize, iters: usize) -> ProgressBar {
 /// lowest class, as [`Mlp::accuracy`]), in batches of `buf.nrows()` rows
 /// scaled into the reused buffer `buf` (`(rows, features)`).
 ///
-/// **Errors** as `fill_batch` and [`Mlp::predict`].
+/// **Errors** with [`Error::Config`] if `buf` has no rows, and as
+/// `fill_batch` (a buffer of the wrong width) and [`Mlp::predict`].
 pub fn accuracy<D: Examples + ?Sized>(
     model: &mut Mlp<f32>,
     data: &D,
     buf: &mut Array2<f32>,
     labels: &mut Vec<usize>,
 ) -> Result<f64> {
+    if buf.nrows() == 0 {
+        return Err(Error::Config(
+            "accuracy: the evaluation buffer needs at least one row".into(),
+        ));
+    }
     let mut correct = 0usize;
-    let step = buf.nrows().max(1);
+    let step = buf.nrows();
     let mut idx = Vec::with_capacity(step);
     for start in (0..data.len()).step_by(step) {
         idx.clear();
@@ -204,6 +210,30 @@ mod tests {
         assert_eq!(argmax([0.1, 0.7, 0.7, -1.0].into_iter()), 1);
         assert_eq!(argmax([3.0].into_iter()), 0);
         assert_eq!(argmax([-1.0, -0.5].into_iter()), 1);
+    }
+
+    #[test]
+    fn accuracy_counts_argmax_hits_and_rejects_an_empty_buffer() {
+        use crate::data::{Dataset, Images};
+        // One input feature, two classes, logits (x, 0) via W = [[1, 0]]:
+        // class 0 wins for x > 0, ties (x = 0) go to class 0.
+        let affine =
+            crate::layers::Affine::new(ndarray::arr2(&[[1.0f32, 0.0]]), ndarray::arr1(&[0.0, 0.0]))
+                .unwrap();
+        let mut m = Mlp::from_affines(vec![affine], crate::Activation::Relu).unwrap();
+        let images = Images::new(5, 1, 1, vec![0, 10, 200, 0, 255]).unwrap();
+        let d = Dataset::new("t", images, vec![0, 0, 1, 1, 0]).unwrap();
+        let mut labels = Vec::new();
+        // Batches of 2, 2, 1 through a 2-row buffer: hits at 0, 1, 4.
+        let mut buf = Array2::zeros((2, 1));
+        assert_eq!(accuracy(&mut m, &d, &mut buf, &mut labels).unwrap(), 0.6);
+        let mut empty = Array2::zeros((0, 1));
+        assert!(matches!(
+            accuracy(&mut m, &d, &mut empty, &mut labels),
+            Err(Error::Config(_))
+        ));
+        let mut wide = Array2::zeros((2, 3));
+        assert!(accuracy(&mut m, &d, &mut wide, &mut labels).is_err());
     }
 
     #[test]
