@@ -6,10 +6,13 @@
 //! gradient checker that works on any type implementing [`Layer`], including
 //! yours.
 
+pub mod check;
 pub mod error;
 pub mod float;
 pub mod layer;
 pub mod layers;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 
 pub use error::{Error, Result, Shape};
 pub use float::Float;

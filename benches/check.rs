@@ -1,0 +1,2 @@
+//! Placeholder replaced once the MLP exists.
+fn main() {}
