@@ -157,6 +157,15 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
+    /// An optimizer step on a parameter that has no gradient yet (no
+    /// `backward` has run since the layer was built).
+    #[error("{op}: parameter {name:?} has no gradient (run backward first)")]
+    MissingGradient {
+        /// The operation, e.g. `"Sgd.step"`.
+        op: String,
+        /// The parameter's name.
+        name: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

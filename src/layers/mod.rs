@@ -1,8 +1,18 @@
 //! The tutorial's layers, each in its own module with forward and backward side by side.
 
+pub mod add;
+pub mod affine;
+pub mod mul;
+pub mod relu;
 pub mod sigmoid;
+pub mod softmax_with_loss;
 
+pub use add::Add;
+pub use affine::Affine;
+pub use mul::Mul;
+pub use relu::Relu;
 pub use sigmoid::Sigmoid;
+pub use softmax_with_loss::SoftmaxWithLoss;
 
 use crate::error::{Error, Result, Shape};
 use ndarray::ArrayViewD;
@@ -34,5 +44,84 @@ pub(crate) fn expect_dout_shape(op: &str, expected: &[usize], got: &[usize]) -> 
             expected: Shape::of(expected),
             got: Shape::of(got),
         })
+    }
+}
+
+/// Returns an [`Error::ShapeMismatch`] unless two element-wise operands have
+/// the same shape (there is no broadcasting).
+pub(crate) fn expect_same_shape<F>(
+    op: &str,
+    a: &ArrayViewD<'_, F>,
+    b: &ArrayViewD<'_, F>,
+) -> Result<()> {
+    if a.shape() == b.shape() {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op: op.into(),
+            lhs: Shape::of(a.shape()),
+            rhs: Shape::of(b.shape()),
+            detail: "element-wise operands must have the same shape (no broadcasting)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::Layer;
+    use ndarray::{ArrayD, arr0, arr1};
+
+    /// The tutorial's worked example on inputs `a`, `b`, `c`, returning
+    /// `(x, y, f)` and `(df/dx, df/dy, df/da, df/db, df/dc)`.
+    #[allow(clippy::type_complexity)]
+    fn worked_example(
+        a: ArrayD<f64>,
+        b: ArrayD<f64>,
+        c: ArrayD<f64>,
+    ) -> ([ArrayD<f64>; 3], [ArrayD<f64>; 5]) {
+        let (mut add_x, mut add_y, mut mul) = (Add::new(), Add::new(), Mul::new());
+        let x = add_x.forward(&[a.view(), b.view()]).unwrap();
+        let y = add_y.forward(&[b.view(), c.view()]).unwrap();
+        let f = mul.forward(&[x.view(), y.view()]).unwrap();
+        let df = ArrayD::ones(f.raw_dim());
+        let g = mul.backward(df.view()).unwrap();
+        let (dx, dy) = (g[0].clone(), g[1].clone());
+        let gx = add_x.backward(dx.view()).unwrap();
+        let gy = add_y.backward(dy.view()).unwrap();
+        // b feeds both x and y: its gradient is the sum of both paths.
+        let db = &gx[1] + &gy[0];
+        ([x, y, f], [dx, dy, gx[0].clone(), db, gy[1].clone()])
+    }
+
+    #[test]
+    fn worked_example_on_scalars_is_exact() {
+        let ([x, y, f], [dx, dy, da, db, dc]) = worked_example(
+            arr0(-1.0).into_dyn(),
+            arr0(3.0).into_dyn(),
+            arr0(4.0).into_dyn(),
+        );
+        assert_eq!(f.shape(), &[] as &[usize]);
+        assert_eq!((x[[]], y[[]], f[[]]), (2.0, 7.0, 14.0));
+        assert_eq!(
+            (dx[[]], dy[[]], da[[]], db[[]], dc[[]]),
+            (7.0, 2.0, 7.0, 9.0, 2.0)
+        );
+    }
+
+    #[test]
+    fn worked_example_on_arrays_is_exact() {
+        let a = arr1(&[-1.0, 1.0]).into_dyn();
+        let b = arr1(&[3.0, 2.0]).into_dyn();
+        let c = arr1(&[4.0, 0.5]).into_dyn();
+        let ([x, y, f], [dx, dy, da, db, dc]) = worked_example(a, b, c);
+        assert_eq!(x, arr1(&[2.0, 3.0]).into_dyn());
+        assert_eq!(y, arr1(&[7.0, 2.5]).into_dyn());
+        assert_eq!(f, arr1(&[14.0, 7.5]).into_dyn());
+        assert_eq!(dx, arr1(&[7.0, 2.5]).into_dyn());
+        assert_eq!(dy, arr1(&[2.0, 3.0]).into_dyn());
+        assert_eq!(da, arr1(&[7.0, 2.5]).into_dyn());
+        assert_eq!(db, arr1(&[9.0, 5.5]).into_dyn());
+        assert_eq!(dc, arr1(&[2.0, 3.0]).into_dyn());
     }
 }

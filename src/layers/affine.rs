@@ -1,0 +1,440 @@
+//! Affine (fully connected): `Y = X · W + b`, the tutorial's `Layer`.
+//!
+//! Backward: `dX = dY · Wᵀ` (in the input's original shape),
+//! `dW = Xᵀ · dY`, `db = Σ_batch dY`.
+//!
+//! # Shapes
+//! `W` is `(in, out)`, `b` is `(out,)`.
+//! - A single sample `X (in,)` gives `Y (out,)`; then `dW = outer(X, dY)`
+//!   and `dX` is `(in,)`.
+//! - A batch `X (N, ...)` of rank `>= 2` is flattened to `(N, in)` (so a
+//!   `(N, 1, 28, 28)` image batch works with `in = 784`) and gives
+//!   `Y (N, out)`; `dX` comes back in the original shape `(N, ...)`.
+//!
+//! Fixes over the tutorial: the constructor takes `b` (the tutorial's
+//! `self.b = B` read a global), `dX` is reshaped back (the tutorial's
+//! `dx.reshpae(...)` was a typo), and `db` is stored (the tutorial set
+//! `self.sb`, leaving `db` unset).
+//!
+//! ```
+//! use gradverify::{Affine, Layer};
+//! use ndarray::{arr1, arr2};
+//! let mut fc = Affine::new(arr2(&[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), arr1(&[0.5, -0.5]))?;
+//! let y = fc.forward(&[arr1(&[1.0, 0.0, -1.0]).into_dyn().view()])?;
+//! assert_eq!(y, arr1(&[-3.5, -4.5]).into_dyn());
+//! # Ok::<(), gradverify::Error>(())
+//! ```
+
+use super::{expect_dout_shape, expect_inputs};
+use crate::error::{Error, Result, Shape};
+use crate::float::Float;
+use crate::layer::{Layer, Param};
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Axis, IxDyn};
+
+/// What forward keeps for backward.
+#[derive(Debug, Clone)]
+struct Cache<F> {
+    /// The input flattened to `(N, in)` (`N = 1` for a single sample).
+    x: Array2<F>,
+    /// The input's original shape, for `dX`.
+    x_shape: Vec<usize>,
+    /// The output's shape, to check `dout` against.
+    out_shape: Vec<usize>,
+}
+
+/// A fully connected layer with weights `W (in, out)` and bias `b (out,)`.
+#[derive(Debug, Clone)]
+pub struct Affine<F> {
+    w: Array2<F>,
+    b: Array1<F>,
+    dw: Option<Array2<F>>,
+    db: Option<Array1<F>>,
+    cache: Option<Cache<F>>,
+}
+
+impl<F: Float> Affine<F> {
+    /// A layer with the given weights and bias.
+    ///
+    /// **Errors** with [`Error::ShapeMismatch`] if `b.len() != w.ncols()`, and
+    /// [`Error::Config`] if `W` has no rows or no columns.
+    pub fn new(w: Array2<F>, b: Array1<F>) -> Result<Self> {
+        if b.len() != w.ncols() {
+            return Err(Error::ShapeMismatch {
+                op: "Affine.new".into(),
+                lhs: Shape::of(w.shape()),
+                rhs: Shape::of(b.shape()),
+                detail: format!(
+                    "b has {} element(s) but W has {} column(s) (dim 1)",
+                    b.len(),
+                    w.ncols()
+                ),
+            });
+        }
+        if w.is_empty() {
+            return Err(Error::Config(format!(
+                "Affine: W must have at least one row and one column, got shape {}",
+                Shape::of(w.shape())
+            )));
+        }
+        Ok(Affine {
+            w,
+            b,
+            dw: None,
+            db: None,
+            cache: None,
+        })
+    }
+
+    /// The weights `W (in, out)`.
+    pub fn w(&self) -> &Array2<F> {
+        &self.w
+    }
+
+    /// The bias `b (out,)`.
+    pub fn b(&self) -> &Array1<F> {
+        &self.b
+    }
+
+    /// `dW` from the last backward, `None` before any.
+    pub fn dw(&self) -> Option<&Array2<F>> {
+        self.dw.as_ref()
+    }
+
+    /// `db` from the last backward, `None` before any.
+    pub fn db(&self) -> Option<&Array1<F>> {
+        self.db.as_ref()
+    }
+
+    /// The input size `in` (rows of `W`).
+    pub fn input_size(&self) -> usize {
+        self.w.nrows()
+    }
+
+    /// The output size `out` (columns of `W`).
+    pub fn output_size(&self) -> usize {
+        self.w.ncols()
+    }
+
+    /// Flattens `x` to `(N, in)`, checking it against `W` with numpy-like errors.
+    fn flatten(&self, op: &str, x: &ArrayViewD<'_, F>) -> Result<Array2<F>> {
+        let in_size = self.w.nrows();
+        let mismatch = |detail: String| Error::ShapeMismatch {
+            op: op.into(),
+            lhs: Shape::of(x.shape()),
+            rhs: Shape::of(self.w.shape()),
+            detail,
+        };
+        let (n, d) = match x.shape() {
+            [] => {
+                return Err(Error::BadShape {
+                    op: op.into(),
+                    input: 0,
+                    got: Shape::of(x.shape()),
+                    expected: format!("(in,) = ({in_size},) or a batch (N, ...)"),
+                });
+            }
+            &[d] => {
+                if d != in_size {
+                    return Err(mismatch(format!("{d} (dim 0) != {in_size} (dim 0)")));
+                }
+                (1, d)
+            }
+            &[n, ..] => {
+                let d: usize = x.shape()[1..].iter().product();
+                if n == 0 {
+                    return Err(Error::EmptyBatch {
+                        op: op.into(),
+                        shape: Shape::of(x.shape()),
+                    });
+                }
+                if d != in_size {
+                    return Err(mismatch(if x.ndim() == 2 {
+                        format!("{d} (dim 1) != {in_size} (dim 0)")
+                    } else {
+                        format!("input flattened to ({n}, {d}): {d} (dim 1) != {in_size} (dim 0)")
+                    }));
+                }
+                (n, d)
+            }
+        };
+        let x2 = x.to_shape((n, d)).expect("element count checked");
+        Ok(x2.into_owned())
+    }
+}
+
+impl<F: Float> Layer<F> for Affine<F> {
+    fn name(&self) -> String {
+        "Affine".into()
+    }
+
+    fn num_inputs(&self) -> usize {
+        1
+    }
+
+    fn forward(&mut self, inputs: &[ArrayViewD<'_, F>]) -> Result<ArrayD<F>> {
+        const OP: &str = "Affine.forward";
+        self.cache = None;
+        expect_inputs(OP, inputs, 1)?;
+        let x = self.flatten(OP, &inputs[0])?;
+        let y = x.dot(&self.w) + &self.b;
+        let out_shape = if inputs[0].ndim() == 1 {
+            vec![self.w.ncols()]
+        } else {
+            vec![x.nrows(), self.w.ncols()]
+        };
+        let y = y
+            .into_shape_with_order(IxDyn(&out_shape))
+            .expect("same element count");
+        self.cache = Some(Cache {
+            x,
+            x_shape: inputs[0].shape().to_vec(),
+            out_shape,
+        });
+        Ok(y)
+    }
+
+    fn backward(&mut self, dout: ArrayViewD<'_, F>) -> Result<Vec<ArrayD<F>>> {
+        const OP: &str = "Affine.backward";
+        let cache = self
+            .cache
+            .as_ref()
+            .ok_or_else(|| Error::BackwardBeforeForward { op: OP.into() })?;
+        expect_dout_shape(OP, &cache.out_shape, dout.shape())?;
+        let d2 = dout
+            .to_shape((cache.x.nrows(), self.w.ncols()))
+            .expect("dout shape checked");
+        let dx = d2
+            .dot(&self.w.t())
+            .into_shape_with_order(IxDyn(&cache.x_shape))
+            .expect("same element count");
+        self.dw = Some(cache.x.t().dot(&d2));
+        self.db = Some(d2.sum_axis(Axis(0)));
+        Ok(vec![dx])
+    }
+
+    fn params(&mut self) -> Vec<Param<'_, F>> {
+        vec![
+            Param {
+                name: "W".into(),
+                value: self.w.view_mut().into_dyn(),
+                grad: self.dw.as_ref().map(|g| g.view().into_dyn()),
+            },
+            Param {
+                name: "b".into(),
+                value: self.b.view_mut().into_dyn(),
+                grad: self.db.as_ref().map(|g| g.view().into_dyn()),
+            },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_abs_diff_eq;
+    use ndarray::{Array, arr1, arr2};
+
+    #[test]
+    fn one_d_input_gives_outer_product_dw() {
+        // The tutorial's X (2,) · W (2, 3).
+        let w = arr2(&[[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]]);
+        let mut fc = Affine::new(w, Array1::zeros(3)).unwrap();
+        let x = arr1(&[1.0, 2.0]).into_dyn();
+        let y = fc.forward(&[x.view()]).unwrap();
+        assert_eq!(y, arr1(&[5.0, 11.0, 17.0]).into_dyn());
+        let dout = arr1(&[1.0, -1.0, 2.0]).into_dyn();
+        let dx = fc.backward(dout.view()).unwrap();
+        assert_eq!(dx[0].shape(), &[2]);
+        assert_eq!(
+            dx[0],
+            arr1(&[1.0 - 3.0 + 10.0, 2.0 - 4.0 + 12.0]).into_dyn()
+        );
+        assert_eq!(
+            fc.dw().unwrap(),
+            arr2(&[[1.0, -1.0, 2.0], [2.0, -2.0, 4.0]])
+        );
+        assert_eq!(fc.db().unwrap(), arr1(&[1.0, -1.0, 2.0]));
+    }
+
+    #[test]
+    fn one_d_with_bias() {
+        // X (3,) · W (3, 2) + B (2,) -> Y (2,).
+        let w = arr2(&[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+        let mut fc = Affine::new(w, arr1(&[0.5, -0.5])).unwrap();
+        let y = fc
+            .forward(&[arr1(&[1.0, 0.0, -1.0]).into_dyn().view()])
+            .unwrap();
+        assert_eq!(y.shape(), &[2]);
+        assert_abs_diff_eq!(y[0], -3.5);
+        assert_abs_diff_eq!(y[1], -4.5);
+    }
+
+    #[test]
+    fn batched_forward_backward_hand_values() {
+        let w = arr2(&[[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]]);
+        let mut fc = Affine::new(w, arr1(&[1.0, 2.0])).unwrap();
+        let x = arr2(&[
+            [1.0, 2.0, 3.0],
+            [0.0, 0.0, 0.0],
+            [-1.0, 1.0, 0.0],
+            [2.0, 0.0, 1.0],
+        ])
+        .into_dyn();
+        let y = fc.forward(&[x.view()]).unwrap();
+        assert_eq!(y.shape(), &[4, 2]);
+        assert_eq!(
+            y,
+            arr2(&[[5.0, 1.0], [1.0, 2.0], [0.0, 3.0], [4.0, 1.0]]).into_dyn()
+        );
+        let dout = arr2(&[[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, -1.0]]).into_dyn();
+        let dx = fc.backward(dout.view()).unwrap();
+        assert_eq!(dx[0].shape(), &[4, 3]);
+        assert_eq!(
+            dx[0],
+            arr2(&[
+                [1.0, 0.0, 1.0],
+                [0.0, 1.0, -1.0],
+                [2.0, 1.0, 1.0],
+                [1.0, -1.0, 2.0]
+            ])
+            .into_dyn()
+        );
+        // dW = Xᵀ · dY, (3, 2).
+        let dw = fc.dw().unwrap();
+        assert_eq!(dw.shape(), &[3, 2]);
+        assert_eq!(
+            dw,
+            arr2(&[
+                [1.0 - 2.0 + 2.0, -1.0 - 2.0],
+                [2.0 + 2.0, 1.0],
+                [3.0 + 1.0, -1.0]
+            ])
+        );
+        assert_eq!(fc.db().unwrap(), arr1(&[4.0, 1.0]));
+    }
+
+    #[test]
+    fn rank_four_input_gets_dx_in_its_own_shape() {
+        let w = Array::from_shape_fn((16, 3), |(i, j)| (i * 3 + j) as f64 * 0.1);
+        let mut fc = Affine::new(w.clone(), arr1(&[0.0, 1.0, 2.0])).unwrap();
+        let x = Array::from_shape_fn((2, 1, 4, 4), |(n, _, i, j)| (n * 16 + i * 4 + j) as f64)
+            .into_dyn();
+        let y = fc.forward(&[x.view()]).unwrap();
+        assert_eq!(y.shape(), &[2, 3]);
+        let x2 = x.to_shape((2, 16)).unwrap();
+        let want = x2.dot(&w) + arr1(&[0.0, 1.0, 2.0]);
+        for (a, b) in y.iter().zip(want.iter()) {
+            assert_abs_diff_eq!(a, b, epsilon = 1e-12);
+        }
+        let dout = arr2(&[[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]).into_dyn();
+        let dx = fc.backward(dout.view()).unwrap();
+        assert_eq!(dx[0].shape(), &[2, 1, 4, 4]);
+        // dX[0, 0, 0, 1] = Σ_j dY[0, j] · W[1, j].
+        let want = 1.0 * w[[1, 0]] + 2.0 * w[[1, 1]] + 3.0 * w[[1, 2]];
+        assert_abs_diff_eq!(dx[0][[0, 0, 0, 1]], want, epsilon = 1e-12);
+        assert_eq!(fc.dw().unwrap().shape(), &[16, 3]);
+    }
+
+    #[test]
+    fn non_contiguous_input_is_flattened_in_logical_order() {
+        let w = arr2(&[[1.0], [10.0]]);
+        let mut fc = Affine::new(w, arr1(&[0.0])).unwrap();
+        let xt = arr2(&[[1.0, 3.0], [2.0, 4.0]]);
+        // The transposed view is [[1, 2], [3, 4]].
+        let y = fc.forward(&[xt.t().into_dyn()]).unwrap();
+        assert_eq!(y, arr2(&[[21.0], [43.0]]).into_dyn());
+    }
+
+    #[test]
+    fn params_are_named_and_carry_gradients() {
+        let mut fc = Affine::new(arr2(&[[1.0, 2.0]]), arr1(&[0.0, 0.0])).unwrap();
+        {
+            let ps = fc.params();
+            assert_eq!(
+                ps.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+                ["W", "b"]
+            );
+            assert!(ps.iter().all(|p| p.grad.is_none()));
+        }
+        fc.forward(&[arr1(&[3.0]).into_dyn().view()]).unwrap();
+        fc.backward(arr1(&[1.0, 2.0]).into_dyn().view()).unwrap();
+        let mut ps = fc.params();
+        assert_eq!(
+            ps[0].grad.as_ref().unwrap(),
+            &arr2(&[[3.0, 6.0]]).into_dyn().view()
+        );
+        ps[1].value[[1]] = 7.0;
+        drop(ps);
+        assert_eq!(fc.b(), arr1(&[0.0, 7.0]));
+    }
+
+    #[test]
+    fn shape_mismatch_reads_like_numpy() {
+        let mut fc = Affine::new(arr2(&[[1.0, 2.0], [3.0, 4.0]]), arr1(&[0.0, 0.0])).unwrap();
+        let e = fc
+            .forward(&[arr1(&[1.0, 2.0, 3.0]).into_dyn().view()])
+            .unwrap_err();
+        assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "Affine.forward: shapes (3,) and (2, 2) not aligned: 3 (dim 0) != 2 (dim 0)"
+        );
+        let x = ArrayD::<f64>::zeros(IxDyn(&[4, 3]));
+        let e = fc.forward(&[x.view()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Affine.forward: shapes (4, 3) and (2, 2) not aligned: 3 (dim 1) != 2 (dim 0)"
+        );
+        let x = ArrayD::<f64>::zeros(IxDyn(&[2, 1, 3]));
+        let e = fc.forward(&[x.view()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Affine.forward: shapes (2, 1, 3) and (2, 2) not aligned: input flattened to (2, 3): 3 (dim 1) != 2 (dim 0)"
+        );
+    }
+
+    #[test]
+    fn other_errors() {
+        let e = Affine::new(arr2(&[[1.0, 2.0]]), arr1(&[0.0])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Affine.new: shapes (1, 2) and (1,) not aligned: b has 1 element(s) but W has 2 column(s) (dim 1)"
+        );
+        let e = Affine::<f64>::new(Array2::zeros((0, 2)), Array1::zeros(2)).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+
+        let mut fc = Affine::new(arr2(&[[1.0, 2.0]]), arr1(&[0.0, 0.0])).unwrap();
+        let e = fc
+            .backward(arr1(&[1.0, 2.0]).into_dyn().view())
+            .unwrap_err();
+        assert!(matches!(e, Error::BackwardBeforeForward { .. }), "{e}");
+        let x = arr2(&[[1.0]]).into_dyn();
+        let e = fc.forward(&[x.view(), x.view()]).unwrap_err();
+        assert!(matches!(e, Error::InputCount { got: 2, .. }), "{e}");
+        let e = fc
+            .forward(&[ndarray::arr0(1.0).into_dyn().view()])
+            .unwrap_err();
+        assert!(matches!(e, Error::BadShape { .. }), "{e}");
+        let e = fc
+            .forward(&[ArrayD::zeros(IxDyn(&[0, 1])).view()])
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Affine.forward: empty batch (input shape (0, 1))"
+        );
+        fc.forward(&[x.view()]).unwrap();
+        let e = fc
+            .backward(arr1(&[1.0, 2.0]).into_dyn().view())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Affine.backward: dout has shape (2,), expected (1, 2) (the shape of the last forward output)"
+        );
+        // A failed forward clears the cache.
+        let _ = fc.forward(&[arr1(&[1.0, 2.0]).into_dyn().view()]);
+        let e = fc
+            .backward(arr2(&[[1.0, 2.0]]).into_dyn().view())
+            .unwrap_err();
+        assert!(matches!(e, Error::BackwardBeforeForward { .. }), "{e}");
+    }
+}
