@@ -1,1 +1,5 @@
+//! The single integration-test binary; each module is one area.
+
+mod check_common;
+mod check_detection;
 mod check_user_layer;
