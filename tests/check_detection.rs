@@ -271,7 +271,7 @@ impl Layer<f64> for BuggyAffine {
             AffineBug::DbFirstRow => db = d.row(0).to_owned(),
             AffineBug::AccumulatingDw => {
                 if let Some(old) = &self.dw {
-                    dw = dw + old;
+                    dw += old;
                 }
             }
         }
