@@ -2,4 +2,5 @@
 
 mod check_common;
 mod check_detection;
+mod check_props;
 mod check_user_layer;

@@ -300,6 +300,7 @@ mod tests {
             kink: false,
             lo: v,
             hi: v,
+            curv: 0.0,
             finite: true,
         }
     }

@@ -19,7 +19,9 @@
 //!   kink. This is the "gap between the one-sided differences does not shrink
 //!   with h" test, made robust to where in the stencil the kink sits.
 //! - At a kink the analytic value is accepted if it lies between the
-//!   one-sided derivatives `min/max(F(h), F(h/2), B(h), B(h/2))`.
+//!   one-sided derivatives `min/max(F(h), F(h/2), B(h), B(h/2))`, widened by
+//!   their own `O(h)` curvature error (measured by the slope change on the
+//!   smooth side of the stencil).
 //!
 //! Steps are the exact distances `(x + h) − x` and `x − (x − h)` in floating
 //! point, so rounding of `x ± h` does not bias the differences.
@@ -250,6 +252,10 @@ pub(crate) struct Numeric {
     pub lo: f64,
     /// Largest one-sided derivative.
     pub hi: f64,
+    /// Curvature error of the one-sided differences, `≈ |f''|·h/2`: the
+    /// smaller slope change on the two sides of the stencil (at most one side
+    /// holds the kink).
+    pub curv: f64,
     /// All evaluations were finite.
     pub finite: bool,
 }
@@ -287,6 +293,7 @@ impl Sample {
         let hi = one_sided.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
         let slope_scale = lo.abs().max(hi.abs()).max(1e-3 * scale);
         let kink = finite && spread > 16.0 * noise + KINK_REL * slope_scale;
+        let curv = diffs[0].abs().min(diffs[2].abs());
         Numeric {
             value,
             est,
@@ -294,6 +301,7 @@ impl Sample {
             kink,
             lo,
             hi,
+            curv,
             finite,
         }
     }
@@ -350,7 +358,7 @@ pub(crate) fn compare(a: f64, n: &Numeric, tol: &Tol) -> Outcome {
     };
     if n.kink && tol.kinks == KinkHandling::Subgradient {
         let mag = n.lo.abs().max(n.hi.abs());
-        let allowed = tol.atol + tol.rtol * mag + n.noise;
+        let allowed = tol.atol + tol.rtol * mag + n.noise + n.curv;
         let abs_err = if a < n.lo {
             n.lo - a
         } else if a > n.hi {
