@@ -281,3 +281,38 @@ fn wrong_gradient_shape_fails_with_a_reason() {
         Some(Diagnosis::BadGradient { .. })
     ));
 }
+
+#[test]
+fn exact_kinks_are_checked_as_subgradients_and_too_many_fail() {
+    use gradverify::Relu;
+    // One element exactly at ReLU's kink: accepted as a subgradient, counted.
+    let mut x = ArrayD::from_shape_fn(IxDyn(&[2, 5]), |d| (d[0] * 5 + d[1]) as f64 * 0.3 - 1.45);
+    x[[0, 2]] = 0.0;
+    let r = check(
+        &mut Relu::new(),
+        std::slice::from_ref(&x),
+        &CheckConfig::default(),
+    )
+    .unwrap();
+    assert!(r.passed, "{r}");
+    assert_eq!(r.tensors[0].at_kink, 1);
+    // All elements at the kink: the check refuses to pass vacuously.
+    let zeros = ArrayD::zeros(IxDyn(&[2, 5]));
+    let r = check(&mut Relu::new(), &[zeros], &CheckConfig::default()).unwrap();
+    assert!(!r.passed);
+    assert!(
+        matches!(
+            r.tensors[0].diagnosis,
+            Some(Diagnosis::TooManyKinks {
+                at_kink: 10,
+                elements: 10,
+                ..
+            })
+        ),
+        "{r}"
+    );
+    // A kink merely within h of the point is stepped off, not counted.
+    x[[0, 2]] = 3e-5;
+    let r = check(&mut Relu::new(), &[x], &CheckConfig::default()).unwrap();
+    assert!(r.passed && r.tensors[0].at_kink == 0, "{r}");
+}

@@ -10,7 +10,7 @@
 //! the full check on this tensor to find the wrong elements.
 
 use super::diagnose::Diagnosis;
-use super::engine::{Ctx, Mapper, TensorSpec, assemble};
+use super::engine::{Ctx, Mapper, TensorSpec, assemble, refine_kinks};
 use super::numeric::{Numeric, Outcome, TensorRef, compare};
 use super::report::{CheckedMode, TensorReport};
 use crate::error::Result;
@@ -80,10 +80,13 @@ pub(crate) fn check_tensor_fast<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         v1.push(v.iter().map(|x| x.abs()).sum::<f64>());
     }
     let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let numeric: Vec<Numeric> = samples
+    let mut numeric: Vec<Numeric> = samples
         .iter()
         .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
         .collect();
+    refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, j, h| {
+        p.sample_along(tref, &base, &dirs[j], h)
+    })?;
     let g_scale = analytic.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let n = analytic.len() as f64;
     let outcomes: Vec<Outcome> = (0..k)

@@ -50,6 +50,7 @@ pub mod f32;
 pub mod fast;
 pub mod numeric;
 pub mod report;
+pub mod suite;
 
 pub use config::{CheckConfig, Invariant, KinkHandling, Mode};
 pub use diagnose::Diagnosis;
