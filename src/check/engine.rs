@@ -461,6 +461,10 @@ pub(crate) fn assemble(
 /// rule, at the price of a few extra evaluations per such element.
 const KINK_REFINE: [f64; 2] = [1.0 / 16.0, 1.0 / 256.0];
 
+/// Samples item `i` with step `h`.
+pub(crate) type SampleFn<'a, L> =
+    dyn Fn(&mut Probe<'_, L>, usize, f64) -> Result<super::numeric::Sample> + Sync + 'a;
+
 /// Re-samples the items at kinks with smaller steps (see [`KINK_REFINE`]).
 pub(crate) fn refine_kinks<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     layer: &mut L,
@@ -468,7 +472,7 @@ pub(crate) fn refine_kinks<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     ctx: &Ctx<'_>,
     numeric: &mut [Numeric],
     scale: f64,
-    sample: &(dyn Fn(&mut Probe<'_, L>, usize, f64) -> Result<super::numeric::Sample> + Sync),
+    sample: &SampleFn<'_, L>,
 ) -> Result<()> {
     if ctx.cfg.kinks != KinkHandling::Subgradient {
         return Ok(());
