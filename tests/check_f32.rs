@@ -100,7 +100,13 @@ fn twin_mismatch_is_a_typed_error() {
     let mut a32 = Affine::<f32>::new(Array2::zeros((4, 3)), Array1::zeros(3)).unwrap();
     let mut a64 = Affine::<f64>::new(Array2::zeros((3, 3)), Array1::zeros(3)).unwrap();
     let x = Array2::<f64>::ones((2, 4)).into_dyn();
-    let err = check_f32(&mut a32, &mut a64, &[x.clone()], &CheckConfig::default()).unwrap_err();
+    let err = check_f32(
+        &mut a32,
+        &mut a64,
+        std::slice::from_ref(&x),
+        &CheckConfig::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
     let err = check_f32(
         &mut a32,
