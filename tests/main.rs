@@ -3,5 +3,6 @@
 mod check_common;
 mod check_detection;
 mod check_f32;
+mod check_modes;
 mod check_props;
 mod check_user_layer;
