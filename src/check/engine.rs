@@ -98,9 +98,9 @@ pub(crate) enum TolModel {
     /// The configured `atol`/`rtol`.
     F64,
     /// Analytic values from an f32 backward: `rtol + ulps·eps32` relative and
-    /// `atol + ulps·eps32·S` absolute, `S` the tensor's largest gradient, since
-    /// f32 rounding errors scale with the magnitudes being summed, not with
-    /// each (possibly cancelled) result.
+    /// `atol + ulps·eps32·S` absolute, `S` the largest gradient of any tensor
+    /// of the layer, since f32 rounding errors scale with the magnitudes
+    /// being summed, not with each (possibly cancelled) result.
     F32 { ulps: f64 },
 }
 
@@ -268,6 +268,11 @@ pub(crate) struct Ctx<'a> {
     pub batch: Option<usize>,
     pub model: TolModel,
     pub out_shape: &'a [usize],
+    /// Largest finite analytic gradient over all tensors: the f32 tolerance
+    /// scale, since an f32 gradient element's rounding error follows the
+    /// magnitudes of the terms summed into it (a bias gradient that cancels
+    /// over the batch to 1e-6 still carries errors from terms near 1e-3).
+    pub global_scale: f64,
 }
 
 /// The numeric phase over all tensors, then the report.
@@ -294,6 +299,13 @@ pub(crate) fn numeric_phase<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         });
     }
     let (l0, labs) = project(&phase.r, y.view());
+    let global_scale = phase
+        .specs
+        .iter()
+        .filter_map(|s| s.analytic.as_ref().ok())
+        .flat_map(|a| a.iter())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
     let batch = inputs
         .first()
         .filter(|x| x.ndim() >= 2)
@@ -307,6 +319,7 @@ pub(crate) fn numeric_phase<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         batch,
         model,
         out_shape: &phase.out_shape,
+        global_scale,
     };
     let mut tensors = Vec::new();
     for spec in &phase.specs {
@@ -517,11 +530,7 @@ fn full_tensor<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         p.sample(tref, i, h)
     })?;
     let a: Vec<f64> = analytic.iter().copied().collect();
-    let a_scale = a
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(scale, |m, v| m.max(v.abs()));
-    let tol = ctx.model.tol(ctx.cfg, a_scale);
+    let tol = ctx.model.tol(ctx.cfg, ctx.global_scale);
     let outcomes: Vec<Outcome> = a
         .iter()
         .zip(&numeric)

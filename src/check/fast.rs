@@ -87,11 +87,10 @@ pub(crate) fn check_tensor_fast<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, j, h| {
         p.sample_along(tref, &base, &dirs[j], h)
     })?;
-    let g_scale = analytic.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let n = analytic.len() as f64;
     let outcomes: Vec<Outcome> = (0..k)
         .map(|j| {
-            let mut tol = ctx.model.tol(ctx.cfg, g_scale);
+            let mut tol = ctx.model.tol(ctx.cfg, ctx.global_scale);
             tol.atol = tol.atol * v1[j] + 4.0 * n * f64::EPSILON * l1[j];
             tol.rel_floor = if tol.rtol > 0.0 {
                 tol.atol / tol.rtol
