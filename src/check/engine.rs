@@ -306,6 +306,11 @@ pub(crate) fn numeric_phase<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         .flat_map(|a| a.iter())
         .filter(|v| v.is_finite())
         .fold(0.0f64, |m, v| m.max(v.abs()));
+    // Floor: f32 rounding of O(1) intermediates (a softmax probability near
+    // 1 in `y − t`) leaves absolute errors ~eps32 even when every gradient is
+    // tiny, so the scale is at least 1 % of the projection's magnitude.
+    let r_max = phase.r.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let global_scale = global_scale.max(1e-2 * r_max);
     let batch = inputs
         .first()
         .filter(|x| x.ndim() >= 2)
