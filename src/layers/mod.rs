@@ -2,17 +2,25 @@
 
 pub mod add;
 pub mod affine;
+pub mod leaky_relu;
 pub mod mul;
+#[cfg(test)]
+pub(crate) mod numeric;
 pub mod relu;
 pub mod sigmoid;
 pub mod softmax_with_loss;
+pub mod softplus;
+pub mod tanh;
 
 pub use add::Add;
 pub use affine::Affine;
+pub use leaky_relu::LeakyRelu;
 pub use mul::Mul;
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::SoftmaxWithLoss;
+pub use softplus::Softplus;
+pub use tanh::Tanh;
 
 use crate::error::{Error, Result, Shape};
 use ndarray::ArrayViewD;
