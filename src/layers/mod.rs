@@ -2,6 +2,8 @@
 
 pub mod add;
 pub mod affine;
+pub mod batch_norm;
+pub mod dropout;
 pub mod leaky_relu;
 pub mod mul;
 #[cfg(test)]
@@ -14,6 +16,8 @@ pub mod tanh;
 
 pub use add::Add;
 pub use affine::Affine;
+pub use batch_norm::BatchNormalization;
+pub use dropout::Dropout;
 pub use leaky_relu::LeakyRelu;
 pub use mul::Mul;
 pub use relu::Relu;
