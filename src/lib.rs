@@ -19,7 +19,9 @@ pub use error::{Error, Result, Shape};
 pub use float::Float;
 pub use layer::{Layer, Param};
 pub use layers::{Add, Affine, Mul, Relu, Sigmoid, SoftmaxWithLoss};
-pub use layers::{BatchNormalization, Dropout, LeakyRelu, Softplus, Tanh};
+pub use layers::{
+    AveragePooling, BatchNormalization, Convolution, Dropout, LeakyRelu, MaxPooling, Softplus, Tanh,
+};
 pub use loss::{MeanSquaredError, cross_entropy_error, mean_squared_error, softmax};
 pub use model::{Activation, Mlp};
 pub use optim::Sgd;

@@ -3,11 +3,14 @@
 pub mod add;
 pub mod affine;
 pub mod batch_norm;
+pub mod conv;
 pub mod dropout;
+pub mod im2col;
 pub mod leaky_relu;
 pub mod mul;
 #[cfg(test)]
 pub(crate) mod numeric;
+pub mod pooling;
 pub mod relu;
 pub mod sigmoid;
 pub mod softmax_with_loss;
@@ -17,9 +20,11 @@ pub mod tanh;
 pub use add::Add;
 pub use affine::Affine;
 pub use batch_norm::BatchNormalization;
+pub use conv::Convolution;
 pub use dropout::Dropout;
 pub use leaky_relu::LeakyRelu;
 pub use mul::Mul;
+pub use pooling::{AveragePooling, MaxPooling};
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::SoftmaxWithLoss;
