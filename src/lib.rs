@@ -24,7 +24,7 @@ pub use layers::{
 };
 pub use loss::{MeanSquaredError, cross_entropy_error, mean_squared_error, softmax};
 pub use model::{Activation, Mlp};
-pub use optim::Sgd;
+pub use optim::{AdaGrad, Adam, Momentum, Nesterov, Optimizer, RmsProp, Sgd};
 
 #[cfg(test)]
 pub(crate) mod test_util {
