@@ -13,6 +13,7 @@ pub mod layer;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod models;
 pub mod numpy_rng;
 pub mod optim;
 
@@ -25,6 +26,7 @@ pub use layers::{
 };
 pub use loss::{MeanSquaredError, cross_entropy_error, mean_squared_error, softmax};
 pub use model::{Activation, Mlp};
+pub use models::{Classifier, ConvNet, ConvNetConfig, MlpBn, ModelKind};
 pub use optim::{AdaGrad, Adam, Momentum, Nesterov, Optimizer, RmsProp, Sgd};
 
 #[cfg(test)]
