@@ -29,7 +29,7 @@ use crate::layers::{
     Affine, BatchNormalization, Dropout, Relu, SoftmaxWithLoss, expect_dout_shape, expect_inputs,
 };
 use crate::model::Activation;
-use ndarray::{Array1, ArrayD, ArrayViewD, IxDyn};
+use ndarray::{Array1, ArrayD, ArrayViewD};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -247,7 +247,7 @@ mod tests {
     use super::*;
     use crate::layers::numeric::{assert_gradients_ok, spread};
     use crate::optim::{Adam, Optimizer};
-    use ndarray::arr1;
+    use ndarray::{IxDyn, arr1};
 
     /// The 0-d `dout = 1` a loss's backward starts from.
     fn one<F: Float>() -> ArrayD<F> {
