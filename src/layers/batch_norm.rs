@@ -233,17 +233,13 @@ impl<F: Float> BatchNormalization<F> {
     fn from_rows(rows: Array2<F>, shape: &[usize]) -> ArrayD<F> {
         match *shape {
             [n, c, h, w] => {
-                let nhwc = rows
-                    .into_shape_with_order((n, h, w, c))
-                    .expect("element count");
+                let nhwc = super::reshape_c(rows, (n, h, w, c));
                 nhwc.permuted_axes([0, 3, 1, 2])
                     .as_standard_layout()
                     .into_owned()
                     .into_dyn()
             }
-            _ => rows
-                .into_shape_with_order(IxDyn(shape))
-                .expect("element count"),
+            _ => super::reshape_c(rows, IxDyn(shape)),
         }
     }
 
@@ -450,6 +446,17 @@ mod tests {
     fn per_channel_backward_agrees_with_central_differences() {
         let mut bn = BatchNormalization::with_params(arr1(&[1.2, 0.8]), arr1(&[0.0, 0.5])).unwrap();
         assert_gradients_ok(&mut bn, &[spread(&[2, 2, 3, 2], 2)], 1e-7);
+    }
+
+    /// Regression (found by the property tests): for `(1, C, 1, W)` the
+    /// NHWC rows are a column-major view, and reshaping them back panicked.
+    #[test]
+    fn per_channel_input_whose_rows_are_column_major() {
+        let mut bn = BatchNormalization::<f64>::new(2).unwrap();
+        let x = spread(&[1, 2, 1, 3], 1);
+        let y = bn.forward(&[x.view()]).unwrap();
+        assert_eq!(y.shape(), &[1, 2, 1, 3]);
+        assert_gradients_ok(&mut bn, &[x], 1e-7);
     }
 
     #[test]

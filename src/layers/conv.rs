@@ -151,9 +151,7 @@ impl<F: Float> Layer<F> for Convolution<F> {
             .expect("rank 4");
         let col = im2col(x, &self.win)?;
         let y = col.dot(&self.w_col().t()) + &self.b; // (N·OH·OW, FN)
-        let y = y
-            .into_shape_with_order((n, oh, ow, fnum))
-            .expect("element count")
+        let y = super::reshape_c(y, (n, oh, ow, fnum))
             .permuted_axes([0, 3, 1, 2])
             .as_standard_layout()
             .into_owned()
@@ -182,11 +180,7 @@ impl<F: Float> Layer<F> for Convolution<F> {
             .expect("element count")
             .into_owned();
         let db = d.sum_axis(Axis(0));
-        let dw = d
-            .t()
-            .dot(&cache.col)
-            .into_shape_with_order(self.w.raw_dim())
-            .expect("element count");
+        let dw = super::reshape_c(d.t().dot(&cache.col), self.w.raw_dim());
         let dcol = d.dot(&self.w_col());
         let dx = col2im(dcol.view(), cache.x_shape, &self.win)?;
         self.dw = Some(dw);
@@ -269,6 +263,19 @@ mod tests {
         // dW[u, v] = Σ dout[i, j] x[i + u, j + v].
         let dw = Array::from_shape_vec((1, 1, 2, 2), vec![37.0, 47.0, 67.0, 77.0]).unwrap();
         assert_close(conv.dw().unwrap(), &dw, 1e-12);
+    }
+
+    /// Regression (found by the property tests): with one kernel element
+    /// `col` is `(rows, 1)` and `col · Wcᵀ` comes out column-major, which
+    /// the reshape to `(N, OH, OW, FN)` refused.
+    #[test]
+    fn single_element_kernel_with_several_filters() {
+        let w = spread(&[3, 1, 1, 1], 1).into_dimensionality().unwrap();
+        let mut conv = Convolution::new(w, arr1(&[0.0, 1.0, 2.0]), 1, 0).unwrap();
+        let x = spread(&[1, 1, 1, 2], 2);
+        let y = conv.forward(&[x.view()]).unwrap();
+        assert_eq!(y.shape(), &[1, 3, 1, 2]);
+        assert_gradients_ok(&mut conv, &[x], 1e-8);
     }
 
     #[test]

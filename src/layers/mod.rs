@@ -11,6 +11,8 @@ pub mod mul;
 #[cfg(test)]
 pub(crate) mod numeric;
 pub mod pooling;
+#[cfg(test)]
+mod props;
 pub mod relu;
 pub mod sigmoid;
 pub mod softmax_with_loss;
@@ -33,6 +35,21 @@ pub use tanh::Tanh;
 
 use crate::error::{Error, Result, Shape};
 use ndarray::ArrayViewD;
+
+/// Reshapes an owned array in row-major order whatever its memory layout.
+///
+/// `into_shape_with_order` alone fails on column-major arrays, which
+/// ndarray's `dot` returns for column-major operands and `to_owned` keeps
+/// from permuted views.
+pub(crate) fn reshape_c<A: Clone, D: ndarray::Dimension, E: ndarray::ShapeArg>(
+    a: ndarray::Array<A, D>,
+    shape: E,
+) -> ndarray::Array<A, E::Dim> {
+    a.as_standard_layout()
+        .into_owned()
+        .into_shape_with_order(shape)
+        .expect("same element count")
+}
 
 /// Returns an [`Error::InputCount`] unless exactly `expected` inputs were given.
 pub(crate) fn expect_inputs<F>(

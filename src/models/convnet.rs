@@ -241,9 +241,7 @@ impl<F: Float> Layer<F> for ConvNet<F> {
         d = self.pool.backward(d.view())?.remove(0);
         d = self.relu1.backward(d.view())?.remove(0);
         d = self.conv.backward(d.view())?.remove(0);
-        let dx = d
-            .into_shape_with_order(IxDyn(&self.x_shape))
-            .expect("same element count");
+        let dx = crate::layers::reshape_c(d, IxDyn(&self.x_shape));
         Ok(vec![dx])
     }
 
