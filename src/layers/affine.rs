@@ -182,8 +182,9 @@ impl<F: Float> Layer<F> for Affine<F> {
         } else {
             vec![x.nrows(), self.w.ncols()]
         };
-        // `dot` may return a column-major array: reshape in row-major order.
-        let y = super::reshape_c(y, IxDyn(&out_shape));
+        let y = y
+            .into_shape_with_order(IxDyn(&out_shape))
+            .expect("same element count");
         self.cache = Some(Cache {
             x,
             x_shape: inputs[0].shape().to_vec(),
@@ -202,8 +203,10 @@ impl<F: Float> Layer<F> for Affine<F> {
         let d2 = dout
             .to_shape((cache.x.nrows(), self.w.ncols()))
             .expect("dout shape checked");
-        // A column-major dout makes `dot` return a column-major dX.
-        let dx = super::reshape_c(d2.dot(&self.w.t()), IxDyn(&cache.x_shape));
+        let dx = d2
+            .dot(&self.w.t())
+            .into_shape_with_order(IxDyn(&cache.x_shape))
+            .expect("same element count");
         self.dw = Some(cache.x.t().dot(&d2));
         self.db = Some(d2.sum_axis(Axis(0)));
         Ok(vec![dx])
