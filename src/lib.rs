@@ -27,7 +27,7 @@ pub use layers::{
 pub use loss::{MeanSquaredError, cross_entropy_error, mean_squared_error, softmax};
 pub use model::{Activation, Mlp};
 pub use models::{Classifier, ConvNet, ConvNetConfig, MlpBn, ModelKind};
-pub use optim::{AdaGrad, Adam, Momentum, Nesterov, Optimizer, RmsProp, Sgd};
+pub use optim::{AdaGrad, Adam, Momentum, Nesterov, Optimizer, OptimizerKind, RmsProp, Sgd};
 
 #[cfg(test)]
 pub(crate) mod test_util {

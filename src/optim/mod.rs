@@ -64,6 +64,94 @@ pub trait Optimizer<F: Float> {
     fn step(&mut self, layer: &mut dyn Layer<F>) -> Result<()>;
 }
 
+/// Which optimizer to build, as named on a command line
+/// (`--optimizer sgd|momentum|nesterov|adagrad|rmsprop|adam`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum OptimizerKind {
+    /// [`Sgd`] (`"sgd"`), the default.
+    Sgd,
+    /// [`Momentum`] with `μ = 0.9` (`"momentum"`).
+    Momentum,
+    /// [`Nesterov`] with `μ = 0.9` (`"nesterov"`).
+    Nesterov,
+    /// [`AdaGrad`] (`"adagrad"`).
+    AdaGrad,
+    /// [`RmsProp`] with `ρ = 0.99` (`"rmsprop"`).
+    RmsProp,
+    /// [`Adam`] with `β₁ = 0.9`, `β₂ = 0.999` (`"adam"`).
+    Adam,
+}
+
+impl OptimizerKind {
+    /// All kinds, in CLI order.
+    pub const ALL: [OptimizerKind; 6] = [
+        OptimizerKind::Sgd,
+        OptimizerKind::Momentum,
+        OptimizerKind::Nesterov,
+        OptimizerKind::AdaGrad,
+        OptimizerKind::RmsProp,
+        OptimizerKind::Adam,
+    ];
+
+    /// The CLI name, e.g. `"adam"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Momentum => "momentum",
+            OptimizerKind::Nesterov => "nesterov",
+            OptimizerKind::AdaGrad => "adagrad",
+            OptimizerKind::RmsProp => "rmsprop",
+            OptimizerKind::Adam => "adam",
+        }
+    }
+
+    /// The tutorial book's default learning rate for this optimizer: 0.01,
+    /// except Adam's 0.001.
+    pub fn default_lr(self) -> f64 {
+        match self {
+            OptimizerKind::Adam => 0.001,
+            _ => 0.01,
+        }
+    }
+
+    /// The optimizer with learning rate `lr` and default hyperparameters.
+    ///
+    /// **Errors** with [`Error::Config`] unless `lr` is finite and positive.
+    pub fn build<F: Float>(self, lr: F) -> Result<Box<dyn Optimizer<F> + Send>> {
+        let mu = F::of(0.9);
+        Ok(match self {
+            OptimizerKind::Sgd => Box::new(Sgd::new(lr)?),
+            OptimizerKind::Momentum => Box::new(Momentum::new(lr, mu)?),
+            OptimizerKind::Nesterov => Box::new(Nesterov::new(lr, mu)?),
+            OptimizerKind::AdaGrad => Box::new(AdaGrad::new(lr)?),
+            OptimizerKind::RmsProp => Box::new(RmsProp::new(lr, F::of(0.99))?),
+            OptimizerKind::Adam => Box::new(Adam::new(lr)?),
+        })
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = Error;
+
+    /// Parses a CLI name (see [`OptimizerKind::name`]).
+    fn from_str(s: &str) -> Result<Self> {
+        OptimizerKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown optimizer {s:?}; expected one of sgd, momentum, nesterov, adagrad, rmsprop, adam"
+                ))
+            })
+    }
+}
+
 /// **Errors** with [`Error::Config`] unless `lr` is finite and positive.
 pub(crate) fn check_lr<F: Float>(name: &str, lr: F) -> Result<()> {
     if lr.is_finite() && lr > F::zero() {
@@ -350,6 +438,19 @@ mod tests {
                 assert_eq!(q.w, arr1(&[1.0, 2.0, 3.0]).into_dyn());
             }
         }
+    }
+
+    #[test]
+    fn kinds_parse_and_build_the_named_optimizer() {
+        for k in OptimizerKind::ALL {
+            assert_eq!(k.name().parse::<OptimizerKind>().unwrap(), k);
+            let opt = k.build(k.default_lr()).unwrap();
+            assert_eq!(opt.name().to_lowercase(), k.name());
+            assert_eq!(opt.lr(), k.default_lr());
+        }
+        assert!(OptimizerKind::Adam.build(0.0f32).is_err());
+        let e = "lbfgs".parse::<OptimizerKind>().unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
     }
 
     #[test]
