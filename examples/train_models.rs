@@ -11,7 +11,7 @@
 
 use clap::Parser;
 use gradverify::data::{DEFAULT_SPLIT_SEED, TrainTest, embedded_split, load_dir};
-use gradverify::{Classifier, Layer, ModelKind, OptimizerKind};
+use gradverify::{Classifier, ModelKind, OptimizerKind};
 use ndarray::{Array1, ArrayD, IxDyn};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
