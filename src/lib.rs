@@ -6,6 +6,7 @@
 //! gradient checker that works on any type implementing [`Layer`], including
 //! yours.
 
+pub mod cli;
 pub mod data;
 pub mod error;
 pub mod float;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod models;
 pub mod numpy_rng;
 pub mod optim;
+pub mod train;
 
 pub use error::{Error, Result, Shape};
 pub use float::Float;
