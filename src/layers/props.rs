@@ -71,7 +71,7 @@ pub(crate) fn window_for(
 /// variance near 0, `x̂ = (x − μ)/√(σ² + ε)` has derivatives of order
 /// `ε^{-3/2}` that central differences at `h = 1e-5` cannot follow; the
 /// checker proper estimates that error, this helper does not.
-fn well_conditioned(x: &ArrayD<f64>) -> bool {
+pub(crate) fn well_conditioned(x: &ArrayD<f64>) -> bool {
     let d = x.shape()[1];
     (0..d).all(|j| {
         let col = x.index_axis(ndarray::Axis(1), j);

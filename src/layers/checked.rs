@@ -1,0 +1,195 @@
+//! The new layers and models through the crate's gradient checker
+//! ([`crate::check`]): property tests on proptest shapes (kinks and ties
+//! included, which the checker handles), and proof that it catches the
+//! deliberately wrong backward of each layer — BatchNormalization's classic
+//! constant-statistics bug among them.
+
+use super::batch_norm::buggy::BatchNormConstantStats;
+use super::numeric::spread;
+use super::props::{any_shape, array_of, config, image_shape, well_conditioned, window_for};
+use super::*;
+use crate::check::{CheckConfig, Report, check};
+use crate::layer::Layer;
+use crate::models::{ConvNet, ConvNetConfig, MlpBn};
+use ndarray::{Array1, ArrayD, Axis, arr1};
+use proptest::prelude::*;
+
+fn run(layer: &mut dyn Layer<f64>, inputs: &[ArrayD<f64>]) -> Report {
+    check(layer, inputs, &CheckConfig::default()).expect("the check runs")
+}
+
+#[track_caller]
+fn assert_passes(layer: &mut dyn Layer<f64>, inputs: &[ArrayD<f64>]) {
+    let r = run(layer, inputs);
+    assert!(r.passed, "{r}");
+}
+
+/// An image batch and a window for it (see [`window_for`]).
+fn image_and_window(
+    pad_below_kernel: bool,
+) -> impl Strategy<Value = (ArrayD<f64>, (usize, usize, usize, usize))> {
+    image_shape().prop_flat_map(move |s| {
+        (array_of(s.to_vec()), window_for(s[2], s[3], pad_below_kernel))
+    })
+}
+
+/// Values rounded to multiples of 0.5, so ties and exact zeros (kinks of
+/// LeakyRelu and MaxPooling) are common.
+fn with_ties(x: ArrayD<f64>) -> ArrayD<f64> {
+    x.mapv(|v| (v * 2.0).round() / 2.0)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn tanh_passes_the_checker(x in any_shape().prop_flat_map(array_of)) {
+        assert_passes(&mut Tanh::new(), &[x]);
+    }
+
+    #[test]
+    fn softplus_passes_the_checker(x in any_shape().prop_flat_map(array_of)) {
+        assert_passes(&mut Softplus::new(), &[x]);
+    }
+
+    #[test]
+    fn leaky_relu_passes_the_checker_kinks_included(
+        x in any_shape().prop_flat_map(array_of),
+        alpha in 0.0f64..0.5,
+        ties in any::<bool>(),
+    ) {
+        let x = if ties { with_ties(x) } else { x };
+        assert_passes(&mut LeakyRelu::new(alpha).unwrap(), &[x]);
+    }
+
+    #[test]
+    fn dropout_with_a_frozen_mask_passes_the_checker(
+        x in any_shape().prop_flat_map(array_of),
+        p in 0.0f64..0.9,
+        seed in any::<u64>(),
+        training in any::<bool>(),
+    ) {
+        let mut d = Dropout::new(p, seed).unwrap();
+        d.set_training(training);
+        d.forward(&[x.view()]).unwrap();
+        d.freeze_mask(true);
+        assert_passes(&mut d, &[x]);
+    }
+
+    #[test]
+    fn batch_norm_passes_the_checker(
+        (x, gamma, beta) in (2usize..=6, 1usize..=4)
+            .prop_flat_map(|(n, d)| (array_of(vec![n, d]), array_of(vec![d]), array_of(vec![d])))
+            .prop_filter("well-conditioned batch statistics", |(x, _, _)| well_conditioned(x)),
+        training in any::<bool>(),
+    ) {
+        let gamma: Array1<f64> = gamma.into_dimensionality().unwrap();
+        let beta: Array1<f64> = beta.into_dimensionality().unwrap();
+        let mut bn = BatchNormalization::with_params(gamma, beta).unwrap();
+        if !training {
+            bn.forward(&[x.view()]).unwrap();
+            bn.set_training(false);
+        }
+        assert_passes(&mut bn, &[x]);
+    }
+
+    #[test]
+    fn per_channel_batch_norm_passes_the_checker(
+        x in image_shape()
+            .prop_flat_map(|s| array_of(s.to_vec()))
+            .prop_filter("well-conditioned batch statistics", well_conditioned),
+    ) {
+        let c = x.shape()[1];
+        let gamma = Array1::from_shape_fn(c, |i| 0.5 + 0.4 * i as f64);
+        let mut bn = BatchNormalization::with_params(gamma, Array1::zeros(c)).unwrap();
+        assert_passes(&mut bn, &[x]);
+    }
+
+    #[test]
+    fn convolution_passes_the_checker(
+        ((x, (fh, fw, s, p)), fnum, seed) in (image_and_window(false), 1usize..=3, 0u64..1000),
+    ) {
+        let c = x.shape()[1];
+        let w = spread(&[fnum, c, fh, fw], seed).into_dimensionality().unwrap();
+        let b = spread(&[fnum], seed + 1).into_dimensionality().unwrap();
+        assert_passes(&mut Convolution::new(w, b, s, p).unwrap(), &[x]);
+    }
+
+    #[test]
+    fn max_pooling_passes_the_checker_ties_included(
+        (x, (ph, pw, s, p)) in image_and_window(true),
+        ties in any::<bool>(),
+    ) {
+        let x = if ties { with_ties(x) } else { x };
+        assert_passes(&mut MaxPooling::new(ph, pw, s, p).unwrap(), &[x]);
+    }
+
+    #[test]
+    fn average_pooling_passes_the_checker(
+        (x, (ph, pw, s, p)) in image_and_window(true),
+    ) {
+        assert_passes(&mut AveragePooling::new(ph, pw, s, p).unwrap(), &[x]);
+    }
+}
+
+#[test]
+fn models_pass_the_checker() {
+    let x = spread(&[4, 6], 1);
+    let t = arr1(&[0.0, 2.0, 1.0, 1.0]).into_dyn();
+    let mut m = MlpBn::<f64>::new(6, &[5, 4], 3, 0.3, 2).unwrap();
+    m.forward(&[x.view(), t.view()]).unwrap();
+    m.freeze_dropout(true);
+    assert_passes(&mut m, &[x.clone(), t.clone()]);
+    m.set_training(false);
+    assert_passes(&mut m, &[x, t.clone()]);
+
+    let cfg = ConvNetConfig {
+        image: (2, 5, 5),
+        filters: 3,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        pool: 2,
+        hidden: 4,
+        classes: 3,
+    };
+    let mut c = ConvNet::<f64>::new(cfg, 3).unwrap();
+    let x = spread(&[4, 2, 5, 5], 2);
+    assert_passes(&mut c, &[x, t]);
+}
+
+/// The classic BatchNorm bug (backward as if μ and σ² were constants) is
+/// caught in training mode: dx fails while dγ and dβ pass, which localises
+/// the bug to the input path; and its dx violates BatchNorm's invariant that
+/// each feature's input gradient sums to 0 over the batch.
+#[test]
+fn batch_norm_constant_statistics_bug_is_caught_and_localised() {
+    for (shape, gamma) in [
+        (vec![4, 3], arr1(&[1.5, -0.7, 0.3])),
+        (vec![8, 2], arr1(&[1.0, 2.0])),
+        (vec![2, 2, 3, 3], arr1(&[0.8, 1.2])),
+    ] {
+        let d = gamma.len();
+        let bn = BatchNormalization::with_params(gamma, Array1::zeros(d)).unwrap();
+        let x = spread(&shape, 1);
+        let mut right = bn.clone();
+        assert_passes(&mut right, std::slice::from_ref(&x));
+        let mut wrong = BatchNormConstantStats(bn);
+        let r = run(&mut wrong, std::slice::from_ref(&x));
+        assert!(!r.passed, "{r}");
+        assert!(!r.tensor("input 0").unwrap().passed, "{r}");
+        assert!(r.tensor("gamma").unwrap().passed, "{r}");
+        assert!(r.tensor("beta").unwrap().passed, "{r}");
+        // The invariant the full backward keeps and the bug breaks.
+        wrong.forward(&[x.view()]).unwrap();
+        let dout = spread(&shape, 2);
+        let dx = wrong.backward(dout.view()).unwrap().remove(0);
+        right.forward(&[x.view()]).unwrap();
+        let dx_right = right.backward(dout.view()).unwrap().remove(0);
+        let per_feature = |g: &ArrayD<f64>| -> Vec<f64> {
+            (0..d).map(|j| g.index_axis(Axis(1), j).sum()).collect()
+        };
+        assert!(per_feature(&dx_right).iter().all(|s| s.abs() < 1e-10));
+        assert!(per_feature(&dx).iter().any(|s| s.abs() > 1e-3));
+    }
+}
