@@ -2,3 +2,4 @@
 
 mod data;
 mod train;
+mod tutorial_snapshots;
