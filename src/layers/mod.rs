@@ -18,6 +18,8 @@ pub mod sigmoid;
 pub mod softmax_with_loss;
 pub mod softplus;
 pub mod tanh;
+#[cfg(test)]
+mod worked;
 
 pub use add::Add;
 pub use affine::Affine;
