@@ -193,3 +193,60 @@ fn batch_norm_constant_statistics_bug_is_caught_and_localised() {
         assert!(per_feature(&dx).iter().any(|s| s.abs() > 1e-3));
     }
 }
+
+/// Every new layer's f32 backward against f64 numerics of its f64 twin
+/// (catches f32-only problems such as overflow in Softplus's exp).
+#[test]
+fn f32_layers_pass_the_f32_check() {
+    use crate::check::check_f32;
+    let cfg = CheckConfig::default();
+    let run32 = |a: &mut dyn Layer<f32>, b: &mut dyn Layer<f64>, x: &ArrayD<f64>| {
+        let r = check_f32(a, b, std::slice::from_ref(x), &cfg).expect("the check runs");
+        assert!(r.passed, "{r}");
+    };
+    let to32 = |a: &ArrayD<f64>| a.mapv(|v| v as f32);
+    let x = spread(&[3, 4], 1);
+    run32(&mut Tanh::new(), &mut Tanh::new(), &x);
+    run32(&mut Softplus::new(), &mut Softplus::new(), &(&x * 30.0));
+    run32(
+        &mut LeakyRelu::new(0.1f32).unwrap(),
+        &mut LeakyRelu::new(0.1).unwrap(),
+        &x,
+    );
+    let keep = x.mapv(|v| v > -0.5);
+    run32(
+        &mut Dropout::new(0.3f32, 0).unwrap().with_fixed_mask(&keep),
+        &mut Dropout::new(0.3, 0).unwrap().with_fixed_mask(&keep),
+        &x,
+    );
+    let (g, b) = (arr1(&[1.5, -0.5, 1.0, 0.7]), arr1(&[0.0, 0.1, 0.2, 0.3]));
+    run32(
+        &mut BatchNormalization::with_params(g.mapv(|v| v as f32), b.mapv(|v| v as f32)).unwrap(),
+        &mut BatchNormalization::with_params(g, b).unwrap(),
+        &x,
+    );
+    let img = spread(&[2, 2, 5, 4], 2);
+    let w = spread(&[3, 2, 3, 3], 3);
+    let bias = arr1(&[0.1, 0.0, -0.1]);
+    run32(
+        &mut Convolution::new(
+            to32(&w).into_dimensionality().unwrap(),
+            bias.mapv(|v| v as f32),
+            2,
+            1,
+        )
+        .unwrap(),
+        &mut Convolution::new(w.into_dimensionality().unwrap(), bias, 2, 1).unwrap(),
+        &img,
+    );
+    run32(
+        &mut MaxPooling::new(2, 2, 1, 1).unwrap(),
+        &mut MaxPooling::new(2, 2, 1, 1).unwrap(),
+        &img,
+    );
+    run32(
+        &mut AveragePooling::new(3, 2, 2, 1).unwrap(),
+        &mut AveragePooling::new(3, 2, 2, 1).unwrap(),
+        &img,
+    );
+}
