@@ -11,7 +11,7 @@ use super::*;
 use crate::check::{CheckConfig, Report, check};
 use crate::layer::Layer;
 use crate::models::{ConvNet, ConvNetConfig, MlpBn};
-use ndarray::{Array1, ArrayD, Axis, arr1};
+use ndarray::{Array1, ArrayD, ArrayViewD, Axis, arr1};
 use proptest::prelude::*;
 
 fn run(layer: &mut dyn Layer<f64>, inputs: &[ArrayD<f64>]) -> Report {
@@ -265,4 +265,134 @@ fn f32_layers_pass_the_f32_check() {
         &mut AveragePooling::new(3, 2, 2, 1).unwrap(),
         &img,
     );
+}
+
+/// A layer whose backward is replaced by a deliberately wrong one; forward
+/// and parameters are the inner layer's.
+struct Wrong<L> {
+    name: &'static str,
+    inner: L,
+    x: Option<ArrayD<f64>>,
+    bug: fn(&mut L, &ArrayD<f64>, ArrayViewD<'_, f64>) -> crate::Result<Vec<ArrayD<f64>>>,
+}
+
+impl<L: Layer<f64>> Layer<f64> for Wrong<L> {
+    fn name(&self) -> String {
+        self.name.into()
+    }
+    fn num_inputs(&self) -> usize {
+        1
+    }
+    fn forward(&mut self, inputs: &[ArrayViewD<'_, f64>]) -> crate::Result<ArrayD<f64>> {
+        self.x = Some(inputs[0].to_owned());
+        self.inner.forward(inputs)
+    }
+    fn backward(&mut self, dout: ArrayViewD<'_, f64>) -> crate::Result<Vec<ArrayD<f64>>> {
+        let x = self.x.clone().expect("forward first");
+        (self.bug)(&mut self.inner, &x, dout)
+    }
+    fn params(&mut self) -> Vec<crate::layer::Param<'_, f64>> {
+        self.inner.params()
+    }
+}
+
+fn wrong<L>(
+    name: &'static str,
+    inner: L,
+    bug: fn(&mut L, &ArrayD<f64>, ArrayViewD<'_, f64>) -> crate::Result<Vec<ArrayD<f64>>>,
+) -> Wrong<L> {
+    Wrong {
+        name,
+        inner,
+        x: None,
+        bug,
+    }
+}
+
+/// One deliberately wrong backward per new layer, each caught by the
+/// checker (and the correct layer passing on the same case).
+#[test]
+fn wrong_backwards_are_caught_by_the_checker() {
+    use crate::layers::sigmoid::sigmoid;
+    use ndarray::Zip;
+    let x = spread(&[3, 4], 1);
+    let img = spread(&[2, 2, 4, 4], 2);
+    let mut cases: Vec<(Box<dyn Layer<f64>>, Box<dyn Layer<f64>>, &ArrayD<f64>)> = vec![
+        (
+            Box::new(Tanh::new()),
+            // dout · (1 − x²): the input where the output belongs.
+            Box::new(wrong("TanhUsingInput", Tanh::new(), |_, x, d| {
+                Ok(vec![Zip::from(&d).and(x).map_collect(|&d, &x| d * (1.0 - x * x))])
+            })),
+            &x,
+        ),
+        (
+            Box::new(LeakyRelu::new(0.2).unwrap()),
+            // ReLU's backward: the α slope forgotten.
+            Box::new(wrong("LeakyReluWithoutAlpha", LeakyRelu::new(0.2).unwrap(), |_, x, d| {
+                Ok(vec![Zip::from(&d).and(x).map_collect(|&d, &x| if x > 0.0 { d } else { 0.0 })])
+            })),
+            &x,
+        ),
+        (
+            Box::new(Softplus::new()),
+            // σ(y) instead of σ(x).
+            Box::new(wrong("SoftplusSigmoidOfOutput", Softplus::new(), |_, x, d| {
+                let y = x.mapv(softplus::softplus);
+                Ok(vec![Zip::from(&d).and(&y).map_collect(|&d, &y| d * sigmoid(y))])
+            })),
+            &x,
+        ),
+        (
+            Box::new(Dropout::new(0.5, 3).unwrap().with_fixed_mask(&x.mapv(|v| v > -0.5))),
+            // The kept units' 1/(1−p) scale forgotten in backward.
+            Box::new(wrong(
+                "DropoutUnscaledBackward",
+                Dropout::new(0.5, 3).unwrap().with_fixed_mask(&x.mapv(|v| v > -0.5)),
+                |l, _, d| {
+                    let m = l.mask().unwrap().mapv(|m| if m > 0.0 { 1.0 } else { 0.0 });
+                    Ok(vec![&d * &m])
+                },
+            )),
+            &x,
+        ),
+        (
+            Box::new(Convolution::new(spread(&[2, 2, 3, 3], 3).into_dimensionality().unwrap(), arr1(&[0.1, -0.1]), 1, 1).unwrap()),
+            // dW with the kernel's two axes swapped (square kernel: same shape).
+            Box::new(wrong(
+                "ConvolutionTransposedKernelGradient",
+                Convolution::new(spread(&[2, 2, 3, 3], 3).into_dimensionality().unwrap(), arr1(&[0.1, -0.1]), 1, 1).unwrap(),
+                |l, _, d| {
+                    let dx = l.backward(d)?;
+                    l.replace_dw(|dw| dw.permuted_axes([0, 1, 3, 2]).as_standard_layout().into_owned());
+                    Ok(dx)
+                },
+            )),
+            &img,
+        ),
+        (
+            Box::new(MaxPooling::new(2, 2, 2, 0).unwrap()),
+            // The gradient spread over the window (average pooling's rule).
+            Box::new(wrong("MaxPoolingSpreadGradient", MaxPooling::new(2, 2, 2, 0).unwrap(), |_, x, d| {
+                let mut avg = AveragePooling::new(2, 2, 2, 0).unwrap();
+                avg.forward(&[x.view()])?;
+                Ok(vec![&avg.backward(d)?[0] * 4.0])
+            })),
+            &img,
+        ),
+        (
+            Box::new(AveragePooling::new(3, 3, 1, 1).unwrap()),
+            // The division by the window size forgotten.
+            Box::new(wrong("AveragePoolingUndivided", AveragePooling::new(3, 3, 1, 1).unwrap(), |l, _, d| {
+                Ok(vec![&l.backward(d)?[0] * 9.0])
+            })),
+            &img,
+        ),
+    ];
+    for (right, bad, input) in &mut cases {
+        let r = run(right.as_mut(), std::slice::from_ref(*input));
+        assert!(r.passed, "{r}");
+        let r = run(bad.as_mut(), std::slice::from_ref(*input));
+        assert!(!r.passed, "{} not caught:\n{r}", bad.name());
+    }
 }

@@ -110,6 +110,12 @@ impl<F: Float> Convolution<F> {
             .output_size("Convolution.output_size", &[h, w], h, w)
     }
 
+    /// Replaces `dW` (test-only: for deliberately wrong backwards).
+    #[cfg(test)]
+    pub(crate) fn replace_dw(&mut self, f: impl FnOnce(Array4<F>) -> Array4<F>) {
+        self.dw = self.dw.take().map(f);
+    }
+
     /// `W` flattened to `(FN, C·FH·FW)`.
     fn w_col(&self) -> Array2<F> {
         let fnum = self.w.dim().0;
