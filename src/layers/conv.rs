@@ -328,12 +328,11 @@ mod tests {
             }
             fn backward(&mut self, dout: ArrayViewD<'_, f64>) -> Result<Vec<ArrayD<f64>>> {
                 let dx = self.0.backward(dout)?;
-                let dw = self.0.dw.take().unwrap();
-                self.0.dw = Some(
+                self.0.replace_dw(|dw| {
                     dw.permuted_axes([0, 1, 3, 2])
                         .as_standard_layout()
-                        .into_owned(),
-                );
+                        .into_owned()
+                });
                 Ok(dx)
             }
             fn params(&mut self) -> Vec<Param<'_, f64>> {
