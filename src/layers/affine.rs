@@ -203,10 +203,15 @@ impl<F: Float> Layer<F> for Affine<F> {
         let d2 = dout
             .to_shape((cache.x.nrows(), self.w.ncols()))
             .expect("dout shape checked");
+        // `dot` with a transposed operand may return a column-major array,
+        // which `into_shape_with_order` cannot reshape to rank 3+ without a
+        // copy (it panicked for `(N, C, H, W)` inputs); `to_shape` copies
+        // when the layout needs it.
         let dx = d2
             .dot(&self.w.t())
-            .into_shape_with_order(IxDyn(&cache.x_shape))
-            .expect("same element count");
+            .to_shape(IxDyn(&cache.x_shape))
+            .expect("same element count")
+            .into_owned();
         self.dw = Some(cache.x.t().dot(&d2));
         self.db = Some(d2.sum_axis(Axis(0)));
         Ok(vec![dx])
