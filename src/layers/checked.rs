@@ -29,7 +29,10 @@ fn image_and_window(
     pad_below_kernel: bool,
 ) -> impl Strategy<Value = (ArrayD<f64>, (usize, usize, usize, usize))> {
     image_shape().prop_flat_map(move |s| {
-        (array_of(s.to_vec()), window_for(s[2], s[3], pad_below_kernel))
+        (
+            array_of(s.to_vec()),
+            window_for(s[2], s[3], pad_below_kernel),
+        )
     })
 }
 
@@ -267,13 +270,19 @@ fn f32_layers_pass_the_f32_check() {
     );
 }
 
+/// A deliberately wrong backward of `L`: `(inner layer, last input, dout)`.
+type Bug<L> = fn(&mut L, &ArrayD<f64>, ArrayViewD<'_, f64>) -> crate::Result<Vec<ArrayD<f64>>>;
+
+/// A correct layer, a wrong version of it, and the input to check both at.
+type Case<'a> = (Box<dyn Layer<f64>>, Box<dyn Layer<f64>>, &'a ArrayD<f64>);
+
 /// A layer whose backward is replaced by a deliberately wrong one; forward
 /// and parameters are the inner layer's.
 struct Wrong<L> {
     name: &'static str,
     inner: L,
     x: Option<ArrayD<f64>>,
-    bug: fn(&mut L, &ArrayD<f64>, ArrayViewD<'_, f64>) -> crate::Result<Vec<ArrayD<f64>>>,
+    bug: Bug<L>,
 }
 
 impl<L: Layer<f64>> Layer<f64> for Wrong<L> {
@@ -296,11 +305,7 @@ impl<L: Layer<f64>> Layer<f64> for Wrong<L> {
     }
 }
 
-fn wrong<L>(
-    name: &'static str,
-    inner: L,
-    bug: fn(&mut L, &ArrayD<f64>, ArrayViewD<'_, f64>) -> crate::Result<Vec<ArrayD<f64>>>,
-) -> Wrong<L> {
+fn wrong<L>(name: &'static str, inner: L, bug: Bug<L>) -> Wrong<L> {
     Wrong {
         name,
         inner,
@@ -317,38 +322,60 @@ fn wrong_backwards_are_caught_by_the_checker() {
     use ndarray::Zip;
     let x = spread(&[3, 4], 1);
     let img = spread(&[2, 2, 4, 4], 2);
-    let mut cases: Vec<(Box<dyn Layer<f64>>, Box<dyn Layer<f64>>, &ArrayD<f64>)> = vec![
+    let mut cases: Vec<Case<'_>> = vec![
         (
             Box::new(Tanh::new()),
             // dout · (1 − x²): the input where the output belongs.
             Box::new(wrong("TanhUsingInput", Tanh::new(), |_, x, d| {
-                Ok(vec![Zip::from(&d).and(x).map_collect(|&d, &x| d * (1.0 - x * x))])
+                Ok(vec![
+                    Zip::from(&d).and(x).map_collect(|&d, &x| d * (1.0 - x * x)),
+                ])
             })),
             &x,
         ),
         (
             Box::new(LeakyRelu::new(0.2).unwrap()),
             // ReLU's backward: the α slope forgotten.
-            Box::new(wrong("LeakyReluWithoutAlpha", LeakyRelu::new(0.2).unwrap(), |_, x, d| {
-                Ok(vec![Zip::from(&d).and(x).map_collect(|&d, &x| if x > 0.0 { d } else { 0.0 })])
-            })),
+            Box::new(wrong(
+                "LeakyReluWithoutAlpha",
+                LeakyRelu::new(0.2).unwrap(),
+                |_, x, d| {
+                    Ok(vec![
+                        Zip::from(&d)
+                            .and(x)
+                            .map_collect(|&d, &x| if x > 0.0 { d } else { 0.0 }),
+                    ])
+                },
+            )),
             &x,
         ),
         (
             Box::new(Softplus::new()),
             // σ(y) instead of σ(x).
-            Box::new(wrong("SoftplusSigmoidOfOutput", Softplus::new(), |_, x, d| {
-                let y = x.mapv(softplus::softplus);
-                Ok(vec![Zip::from(&d).and(&y).map_collect(|&d, &y| d * sigmoid(y))])
-            })),
+            Box::new(wrong(
+                "SoftplusSigmoidOfOutput",
+                Softplus::new(),
+                |_, x, d| {
+                    let y = x.mapv(softplus::softplus);
+                    Ok(vec![
+                        Zip::from(&d).and(&y).map_collect(|&d, &y| d * sigmoid(y)),
+                    ])
+                },
+            )),
             &x,
         ),
         (
-            Box::new(Dropout::new(0.5, 3).unwrap().with_fixed_mask(&x.mapv(|v| v > -0.5))),
+            Box::new(
+                Dropout::new(0.5, 3)
+                    .unwrap()
+                    .with_fixed_mask(&x.mapv(|v| v > -0.5)),
+            ),
             // The kept units' 1/(1−p) scale forgotten in backward.
             Box::new(wrong(
                 "DropoutUnscaledBackward",
-                Dropout::new(0.5, 3).unwrap().with_fixed_mask(&x.mapv(|v| v > -0.5)),
+                Dropout::new(0.5, 3)
+                    .unwrap()
+                    .with_fixed_mask(&x.mapv(|v| v > -0.5)),
                 |l, _, d| {
                     let m = l.mask().unwrap().mapv(|m| if m > 0.0 { 1.0 } else { 0.0 });
                     Ok(vec![&d * &m])
@@ -357,14 +384,32 @@ fn wrong_backwards_are_caught_by_the_checker() {
             &x,
         ),
         (
-            Box::new(Convolution::new(spread(&[2, 2, 3, 3], 3).into_dimensionality().unwrap(), arr1(&[0.1, -0.1]), 1, 1).unwrap()),
+            Box::new(
+                Convolution::new(
+                    spread(&[2, 2, 3, 3], 3).into_dimensionality().unwrap(),
+                    arr1(&[0.1, -0.1]),
+                    1,
+                    1,
+                )
+                .unwrap(),
+            ),
             // dW with the kernel's two axes swapped (square kernel: same shape).
             Box::new(wrong(
                 "ConvolutionTransposedKernelGradient",
-                Convolution::new(spread(&[2, 2, 3, 3], 3).into_dimensionality().unwrap(), arr1(&[0.1, -0.1]), 1, 1).unwrap(),
+                Convolution::new(
+                    spread(&[2, 2, 3, 3], 3).into_dimensionality().unwrap(),
+                    arr1(&[0.1, -0.1]),
+                    1,
+                    1,
+                )
+                .unwrap(),
                 |l, _, d| {
                     let dx = l.backward(d)?;
-                    l.replace_dw(|dw| dw.permuted_axes([0, 1, 3, 2]).as_standard_layout().into_owned());
+                    l.replace_dw(|dw| {
+                        dw.permuted_axes([0, 1, 3, 2])
+                            .as_standard_layout()
+                            .into_owned()
+                    });
                     Ok(dx)
                 },
             )),
@@ -373,19 +418,25 @@ fn wrong_backwards_are_caught_by_the_checker() {
         (
             Box::new(MaxPooling::new(2, 2, 2, 0).unwrap()),
             // The gradient spread over the window (average pooling's rule).
-            Box::new(wrong("MaxPoolingSpreadGradient", MaxPooling::new(2, 2, 2, 0).unwrap(), |_, x, d| {
-                let mut avg = AveragePooling::new(2, 2, 2, 0).unwrap();
-                avg.forward(&[x.view()])?;
-                Ok(vec![&avg.backward(d)?[0] * 4.0])
-            })),
+            Box::new(wrong(
+                "MaxPoolingSpreadGradient",
+                MaxPooling::new(2, 2, 2, 0).unwrap(),
+                |_, x, d| {
+                    let mut avg = AveragePooling::new(2, 2, 2, 0).unwrap();
+                    avg.forward(&[x.view()])?;
+                    Ok(vec![&avg.backward(d)?[0] * 4.0])
+                },
+            )),
             &img,
         ),
         (
             Box::new(AveragePooling::new(3, 3, 1, 1).unwrap()),
             // The division by the window size forgotten.
-            Box::new(wrong("AveragePoolingUndivided", AveragePooling::new(3, 3, 1, 1).unwrap(), |l, _, d| {
-                Ok(vec![&l.backward(d)?[0] * 9.0])
-            })),
+            Box::new(wrong(
+                "AveragePoolingUndivided",
+                AveragePooling::new(3, 3, 1, 1).unwrap(),
+                |l, _, d| Ok(vec![&l.backward(d)?[0] * 9.0]),
+            )),
             &img,
         ),
     ];

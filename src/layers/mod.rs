@@ -3,6 +3,8 @@
 pub mod add;
 pub mod affine;
 pub mod batch_norm;
+#[cfg(test)]
+mod checked;
 pub mod conv;
 pub mod dropout;
 pub mod im2col;

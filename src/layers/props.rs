@@ -204,6 +204,16 @@ fn column_major_inputs_and_douts_match_row_major_copies() {
         numeric::spread(&rev, seed).reversed_axes()
     };
     let mut layers: Vec<(Box<dyn Layer<f64>>, Vec<usize>)> = vec![
+        (
+            Box::new(
+                Affine::new(
+                    ndarray::arr2(&[[1.0, 2.0, 0.5], [3.0, 4.0, -1.0]]),
+                    ndarray::arr1(&[0.1, 0.2, 0.3]),
+                )
+                .unwrap(),
+            ),
+            vec![4, 2],
+        ),
         (Box::new(Tanh::new()), vec![3, 4]),
         (Box::new(LeakyRelu::new(0.1).unwrap()), vec![3, 4]),
         (Box::new(Softplus::new()), vec![3, 4]),
