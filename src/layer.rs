@@ -63,4 +63,11 @@ pub trait Layer<F: Float> {
     fn params(&mut self) -> Vec<Param<'_, F>> {
         Vec::new()
     }
+
+    /// Switches between training (`true`) and evaluation (`false`) mode.
+    ///
+    /// Only layers that behave differently in the two modes (Dropout,
+    /// BatchNormalization, models containing them) override it; the default
+    /// does nothing. Layers start in training mode.
+    fn set_training(&mut self, _training: bool) {}
 }

@@ -15,6 +15,7 @@ pub mod layer;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod models;
 pub mod numpy_rng;
 pub mod optim;
 #[cfg(feature = "proptest")]
@@ -25,9 +26,13 @@ pub use error::{Error, Result, Shape};
 pub use float::Float;
 pub use layer::{Layer, Param};
 pub use layers::{Add, Affine, Mul, Relu, Sigmoid, SoftmaxWithLoss};
+pub use layers::{
+    AveragePooling, BatchNormalization, Convolution, Dropout, LeakyRelu, MaxPooling, Softplus, Tanh,
+};
 pub use loss::{MeanSquaredError, cross_entropy_error, mean_squared_error, softmax};
 pub use model::{Activation, Mlp};
-pub use optim::Sgd;
+pub use models::{Classifier, ConvNet, ConvNetConfig, MlpBn, ModelKind};
+pub use optim::{AdaGrad, Adam, Momentum, Nesterov, Optimizer, OptimizerKind, RmsProp, Sgd};
 
 #[cfg(test)]
 pub(crate) mod test_util {

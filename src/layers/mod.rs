@@ -2,20 +2,58 @@
 
 pub mod add;
 pub mod affine;
+pub mod batch_norm;
+#[cfg(test)]
+mod checked;
+pub mod conv;
+pub mod dropout;
+pub mod im2col;
+pub mod leaky_relu;
 pub mod mul;
+#[cfg(test)]
+pub(crate) mod numeric;
+pub mod pooling;
+#[cfg(test)]
+mod props;
 pub mod relu;
 pub mod sigmoid;
 pub mod softmax_with_loss;
+pub mod softplus;
+pub mod tanh;
+#[cfg(test)]
+mod worked;
 
 pub use add::Add;
 pub use affine::Affine;
+pub use batch_norm::BatchNormalization;
+pub use conv::Convolution;
+pub use dropout::Dropout;
+pub use leaky_relu::LeakyRelu;
 pub use mul::Mul;
+pub use pooling::{AveragePooling, MaxPooling};
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::SoftmaxWithLoss;
+pub use softplus::Softplus;
+pub use tanh::Tanh;
 
 use crate::error::{Error, Result, Shape};
 use ndarray::ArrayViewD;
+
+/// Reshapes an owned array in row-major order whatever its memory layout.
+///
+/// `into_shape_with_order` alone fails on column-major arrays, which
+/// ndarray's `dot` returns for column-major operands and `to_owned` keeps
+/// from permuted views.
+pub(crate) fn reshape_c<A: Clone, D: ndarray::Dimension, E: ndarray::ShapeArg>(
+    a: ndarray::Array<A, D>,
+    shape: E,
+) -> ndarray::Array<A, E::Dim> {
+    a.as_standard_layout()
+        .into_owned()
+        .into_shape_with_order(shape)
+        .expect("same element count")
+}
 
 /// Returns an [`Error::InputCount`] unless exactly `expected` inputs were given.
 pub(crate) fn expect_inputs<F>(

@@ -95,9 +95,8 @@ impl<F: Float> Layer<F> for SoftmaxWithLoss<F> {
             .map(|(i, &k)| lse[i] - x2[[i, k]])
             .sum();
         let loss = total / F::of(n as f64);
-        let y = y
-            .into_shape_with_order(inputs[0].raw_dim())
-            .expect("same element count");
+        // Column-major logits give a column-major y: reshape in row-major order.
+        let y = super::reshape_c(y, inputs[0].raw_dim());
         self.cache = Some(Cache { y, labels });
         Ok(ArrayD::from_elem(IxDyn(&[]), loss))
     }

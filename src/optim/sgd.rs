@@ -5,10 +5,12 @@
 //! are the layer's own (there is exactly one copy of each parameter), so the
 //! next forward sees the update.
 
-use crate::error::{Error, Result, Shape};
+use super::{Optimizer, check_lr, validate};
+use crate::error::Result;
 use crate::float::Float;
 use crate::layer::Layer;
 use ndarray::Zip;
+use std::collections::HashMap;
 
 /// Plain SGD with a fixed learning rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,20 +21,14 @@ pub struct Sgd<F> {
 impl<F: Float> Sgd<F> {
     /// SGD with learning rate `lr`.
     ///
-    /// **Errors** with [`Error::Config`] unless `lr` is finite and positive.
+    /// **Errors** with [`Error::Config`](crate::Error::Config) unless `lr` is finite and positive.
     pub fn new(lr: F) -> Result<Self> {
         Self::check_lr(lr)?;
         Ok(Sgd { lr })
     }
 
     fn check_lr(lr: F) -> Result<()> {
-        if lr.is_finite() && lr > F::zero() {
-            Ok(())
-        } else {
-            Err(Error::Config(format!(
-                "Sgd: learning rate must be finite and positive, got {lr}"
-            )))
-        }
+        check_lr("Sgd", lr)
     }
 
     /// The learning rate.
@@ -52,35 +48,13 @@ impl<F: Float> Sgd<F> {
     /// One update `value -= lr * grad` of every parameter of `layer`, using
     /// the gradients of its last `backward`.
     ///
-    /// **Errors** with [`Error::MissingGradient`] if a parameter has no
-    /// gradient yet, or [`Error::ShapeMismatch`] if a gradient's shape differs
+    /// **Errors** with [`Error::MissingGradient`](crate::Error::MissingGradient) if a parameter has no
+    /// gradient yet, or [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if a gradient's shape differs
     /// from its parameter's. Everything is checked first: on an error no
     /// parameter is changed.
     pub fn step<L: Layer<F> + ?Sized>(&mut self, layer: &mut L) -> Result<()> {
-        const OP: &str = "Sgd.step";
         let mut params = layer.params();
-        for p in &params {
-            match &p.grad {
-                None => {
-                    return Err(Error::MissingGradient {
-                        op: OP.into(),
-                        name: p.name.clone(),
-                    });
-                }
-                Some(g) if g.shape() != p.value.shape() => {
-                    return Err(Error::ShapeMismatch {
-                        op: OP.into(),
-                        lhs: Shape::of(p.value.shape()),
-                        rhs: Shape::of(g.shape()),
-                        detail: format!(
-                            "the gradient of {:?} must have the parameter's shape",
-                            p.name
-                        ),
-                    });
-                }
-                Some(_) => {}
-            }
-        }
+        validate("Sgd.step", &params, &HashMap::new())?;
         let lr = self.lr;
         for p in &mut params {
             if let Some(g) = &p.grad {
@@ -93,12 +67,34 @@ impl<F: Float> Sgd<F> {
     }
 }
 
+impl<F: Float> Optimizer<F> for Sgd<F> {
+    fn name(&self) -> String {
+        "Sgd".into()
+    }
+
+    fn lr(&self) -> F {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: F) -> Result<()> {
+        Sgd::set_lr(self, lr)
+    }
+
+    fn step(&mut self, layer: &mut dyn Layer<F>) -> Result<()> {
+        Sgd::step(self, layer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use crate::layer::Param;
     use crate::layers::Affine;
     use crate::model::{Activation, Mlp};
+    use crate::optim::testing::{
+        Quadratic, assert_steps, snapshot_steps, steps_to_converge, trajectory,
+    };
     use crate::test_util::assert_close;
     use ndarray::{Array1, ArrayD, ArrayViewD, IxDyn, arr0, arr1, arr2};
 
@@ -208,6 +204,23 @@ mod tests {
         };
         let e = Sgd::new(0.1).unwrap().step(&mut bad).unwrap_err();
         assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn hand_computed_steps_on_the_quadratic() {
+        // g = w − w* = (2, −1) at w₀ = (3, −2); w₁ = w₀ − 0.1 g = (2.8, −1.9);
+        // g₁ = (1.8, −0.9), w₂ = (2.62, −1.81); g₂ = (1.62, −0.81), w₃ = (2.458, −1.729).
+        let steps = trajectory(&mut Sgd::new(0.1).unwrap(), 3);
+        assert_steps(&steps, &[[2.8, -1.9], [2.62, -1.81], [2.458, -1.729]]);
+        snapshot_steps("optim_sgd_first_steps", &steps);
+    }
+
+    #[test]
+    fn converges_on_the_quadratic() {
+        // The error shrinks by 0.9 per step: 0.9^k · √5 < 1e-6 at k = 139.
+        let k = steps_to_converge(&mut Sgd::new(0.1).unwrap(), 1e-6, 1000);
+        assert_eq!(k, 139);
+        let _ = Quadratic::standard();
     }
 
     #[test]
