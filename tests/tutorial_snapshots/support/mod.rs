@@ -1,7 +1,7 @@
 //! Test support for the snapshot tests: the one insta configuration every
-//! snapshot goes through, machine-stable float formatting, and a small
-//! central-difference gradient comparison used to say whether a layer (fixed
-//! or tutorial replica) passes a gradient check.
+//! snapshot goes through, machine-stable float formatting, and an adapter
+//! rendering what the crate's gradient checker says about a layer (fixed or
+//! tutorial replica).
 
 pub mod gradcheck;
 
