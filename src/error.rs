@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+pub use crate::data::DataError;
+
 /// A shape printed the way numpy prints it: `(3,)`, `(2, 2)`, `()`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Shape(pub Vec<usize>);
@@ -166,6 +168,9 @@ pub enum Error {
         /// The parameter's name.
         name: String,
     },
+    /// Loading, splitting or downloading data failed (see [`DataError`]).
+    #[error(transparent)]
+    Data(#[from] DataError),
 }
 
 /// `Result` with this crate's [`Error`].

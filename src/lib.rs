@@ -6,6 +6,7 @@
 //! gradient checker that works on any type implementing [`Layer`], including
 //! yours.
 
+pub mod data;
 pub mod error;
 pub mod float;
 pub mod layer;
@@ -49,3 +50,8 @@ pub(crate) mod test_util {
         }
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
