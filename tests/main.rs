@@ -1,3 +1,4 @@
 //! The single integration-test binary: one module per area.
 
 mod data;
+mod fuzz_regressions;

@@ -65,8 +65,16 @@ impl Val {
 }
 
 impl fmt::Debug for Val {
+    /// Prints the value the way it reads in source: exact numbers, or the
+    /// named constants whose value depends on the float type.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.get::<f64>())
+        let sign = |neg: bool| if neg { "-" } else { "" };
+        match *self {
+            Val::Max(neg) => write!(f, "{}F::MAX", sign(neg)),
+            Val::Subnormal(neg) => write!(f, "{}F::MIN_POSITIVE/4", sign(neg)),
+            Val::Raw(bits) => write!(f, "f64::from_bits({bits:#x}) = {:?}", f64::from_bits(bits)),
+            v => write!(f, "{:?}", v.get::<f64>()),
+        }
     }
 }
 
@@ -172,14 +180,26 @@ impl Tensor {
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n: usize = self.shape().iter().product();
-        let shown: Vec<f64> = (0..n.min(12)).map(|i| self.val::<f64>(i)).collect();
+        let shown: Vec<Val> = if self.vals.is_empty() {
+            Vec::new()
+        } else {
+            (0..n.min(12))
+                .map(|i| self.vals[i % self.vals.len()])
+                .collect()
+        };
         write!(
             f,
             "tensor(shape {:?}, {:?}, values {:?}{})",
             self.shape(),
             self.layout,
             shown,
-            if n > 12 { " ..." } else { "" }
+            if n > 12 {
+                " ..."
+            } else if self.vals.is_empty() && n > 0 {
+                " (all 0.0)"
+            } else {
+                ""
+            }
         )
     }
 }

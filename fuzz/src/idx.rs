@@ -15,7 +15,8 @@
 
 use arbitrary::Arbitrary;
 use gradverify::Error;
-use gradverify::data::{encode_images, encode_labels, parse_images, parse_labels};
+use gradverify::data::idx::{encode_images, encode_labels};
+use gradverify::data::{parse_images, parse_labels};
 use std::fmt;
 use std::io::{Read, Write};
 
@@ -155,8 +156,10 @@ impl Case {
                     v.extend_from_slice(&d.to_be_bytes());
                 }
                 v.extend_from_slice(payload);
-                let declared: u64 = dims[..nd].iter().map(|&d| u64::from(d)).product();
-                let ok = declared == payload.len() as u64
+                let declared = dims[..nd]
+                    .iter()
+                    .try_fold(1u64, |a, &d| a.checked_mul(u64::from(d)));
+                let ok = declared == Some(payload.len() as u64)
                     && (!*magic_images || (dims[1] > 0 && dims[2] > 0));
                 if *gz { (gzip(&v, 6), ok) } else { (v, ok) }
             }
@@ -217,7 +220,9 @@ fn check_images(bytes: &[u8], content: Option<&[u8]>, gz: bool, well_formed: boo
 
 fn check_labels(bytes: &[u8], content: Option<&[u8]>, gz: bool, well_formed: bool) {
     let want = content.and_then(|c| reference(c, false));
-    let digits = want.as_ref().is_some_and(|(_, p)| p.iter().all(|&l| l <= 9));
+    let digits = want
+        .as_ref()
+        .is_some_and(|(_, p)| p.iter().all(|&l| l <= 9));
     match parse_labels(bytes, "fuzz") {
         Ok(labels) => {
             let content = content.expect("parsed gzip that flate2 rejects");

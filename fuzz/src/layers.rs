@@ -90,7 +90,11 @@ pub struct Case {
 
 impl fmt::Debug for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "// layers case, in {}", if self.f64 { "f64" } else { "f32" })?;
+        writeln!(
+            f,
+            "// layers case, in {}",
+            if self.f64 { "f64" } else { "f32" }
+        )?;
         writeln!(f, "layer = {:?}", self.kind)?;
         for (i, op) in self.ops.iter().enumerate() {
             writeln!(f, "op {i}: {op:?}")?;
@@ -193,7 +197,10 @@ fn build<F: Float>(kind: &Kind) -> Option<Built<F>> {
             let ba = Array1::from_shape_fn(bl, |i| cycled::<F>(b, i));
             match Affine::new(wa.clone(), ba.clone()) {
                 Ok(a) => {
-                    assert!(bl == c && r > 0 && c > 0, "Affine::new accepted W {r}x{c}, b {bl}");
+                    assert!(
+                        bl == c && r > 0 && c > 0,
+                        "Affine::new accepted W {r}x{c}, b {bl}"
+                    );
                     Built::Affine(a, wa, ba)
                 }
                 Err(e) => {
@@ -422,7 +429,10 @@ fn check_probs<F: Float>(probs: &ArrayD<F>, n: usize, c: usize, x: &[f64]) {
             );
         }
         let s: f64 = row.iter().sum();
-        assert!(close(s, 1.0, 8.0 * c as f64 * eps::<F>()), "softmax row {i} sums to {s}");
+        assert!(
+            close(s, 1.0, 8.0 * c as f64 * eps::<F>()),
+            "softmax row {i} sums to {s}"
+        );
     }
 }
 
@@ -441,11 +451,18 @@ fn check_backward_values<F: Float>(
     let nd = built.layer().num_differentiable();
     assert_eq!(grads.len(), nd, "one gradient per differentiable input");
     for (i, g) in grads.iter().enumerate() {
-        assert_eq!(g.shape(), xs[i].shape(), "gradient {i} has its input's shape");
+        assert_eq!(
+            g.shape(),
+            xs[i].shape(),
+            "gradient {i} has its input's shape"
+        );
     }
     match built {
         Built::Add(_) => {
-            assert!(same_bits(&grads[0], dout) && same_bits(&grads[1], dout), "Add.backward")
+            assert!(
+                same_bits(&grads[0], dout) && same_bits(&grads[1], dout),
+                "Add.backward"
+            )
         }
         Built::Mul(_) => {
             assert!(same_bits(&grads[0], &(dout * &xs[1])), "Mul.backward dx");
@@ -454,7 +471,10 @@ fn check_backward_values<F: Float>(
         Built::Relu(_) => {
             for ((&x, &d), &g) in xs[0].iter().zip(dout.iter()).zip(grads[0].iter()) {
                 if x > F::zero() || x.is_nan() {
-                    assert!(same_bits(&arr0(d), &arr0(g)), "Relu' at {x:?}: {g:?} vs {d:?}");
+                    assert!(
+                        same_bits(&arr0(d), &arr0(g)),
+                        "Relu' at {x:?}: {g:?} vs {d:?}"
+                    );
                 } else {
                     assert!(g == F::zero(), "Relu' at {x:?} must be 0, got {g:?}");
                 }
@@ -487,7 +507,10 @@ fn check_backward_values<F: Float>(
                     let want: f64 = terms.iter().sum();
                     let tol = 4.0 * (terms.len() as f64 + 1.0) * eps::<F>() * scale
                         + F::min_positive_value().f64() * 8.0;
-                    assert!((got - want).abs() <= tol, "Affine {what} = {got}, want {want}");
+                    assert!(
+                        (got - want).abs() <= tol,
+                        "Affine {what} = {got}, want {want}"
+                    );
                 }
             };
             for i in 0..n {
@@ -500,7 +523,8 @@ fn check_backward_values<F: Float>(
             }
             for k in 0..din {
                 for j in 0..dcols {
-                    let terms: Vec<f64> = (0..n).map(|i| x[i * din + k] * d[i * dcols + j]).collect();
+                    let terms: Vec<f64> =
+                        (0..n).map(|i| x[i * din + k] * d[i * dcols + j]).collect();
                     check(&format!("dW[{k}, {j}]"), dw[[k, j]].f64(), &terms);
                 }
             }
@@ -593,7 +617,10 @@ fn run_free_cross_entropy<F: Float>(y: &ArrayD<F>, t: &ArrayD<F>) {
         (Ok(loss), Err(why)) => panic!("cross_entropy_error accepted ({why}): {loss:?}"),
         (Err(e), Ok(_)) => panic!("cross_entropy_error rejected valid input: {e}"),
         (Err(e), Err(why)) => {
-            assert!(error_matches(&e, &why), "cross_entropy_error: {e}, expected {why}")
+            assert!(
+                error_matches(&e, &why),
+                "cross_entropy_error: {e}, expected {why}"
+            )
         }
     }
 }
@@ -601,7 +628,10 @@ fn run_free_cross_entropy<F: Float>(y: &ArrayD<F>, t: &ArrayD<F>) {
 fn run_free_mse<F: Float>(y: &ArrayD<F>, t: &ArrayD<F>) {
     match mean_squared_error(y.view(), t.view()) {
         Ok(loss) => {
-            assert!(y.shape() == t.shape() && !y.is_empty(), "mse accepted bad shapes");
+            assert!(
+                y.shape() == t.shape() && !y.is_empty(),
+                "mse accepted bad shapes"
+            );
             let want: f64 = y
                 .iter()
                 .zip(t.iter())

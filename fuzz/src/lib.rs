@@ -5,5 +5,6 @@
 //! files to replay committed inputs.
 
 pub mod common;
+pub mod idx;
 pub mod layers;
 pub mod model;

@@ -183,9 +183,9 @@ fn make_x<F: Float>(x: &X, input: usize) -> ArrayD<F> {
 
 fn make_t<F: Float>(t: &Labels, classes: usize) -> ArrayD<F> {
     match t {
-        Labels::Indices(v) => ArrayD::from_shape_fn(IxDyn(&[v.len()]), |i| {
-            F::of(f64::from(v[i[0]] % 12))
-        }),
+        Labels::Indices(v) => {
+            ArrayD::from_shape_fn(IxDyn(&[v.len()]), |i| F::of(f64::from(v[i[0]] % 12)))
+        }
         Labels::OneHot { hot, corrupt } => {
             let mut a = ArrayD::zeros(IxDyn(&[hot.len(), classes]));
             if classes > 0 {
@@ -474,7 +474,11 @@ fn check_gradient<F: Float>(
 ) {
     let got: Vec<&str> = grads.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(got, names, "gradient names");
-    for ((name, g), a) in grads.chunks(2).map(|p| (&p[0], &p[1])).zip(m.affines().to_vec()) {
+    for ((name, g), a) in grads
+        .chunks(2)
+        .map(|p| (&p[0], &p[1]))
+        .zip(m.affines().to_vec())
+    {
         assert_eq!(name.1.shape(), a.w().shape(), "{} has W's shape", name.0);
         assert_eq!(g.1.shape(), a.b().shape(), "{} has b's shape", g.0);
     }
@@ -482,7 +486,10 @@ fn check_gradient<F: Float>(
         return;
     }
     for (name, g) in grads {
-        assert!(g.iter().all(|v| v.is_finite()), "{name} not finite on moderate input");
+        assert!(
+            g.iter().all(|v| v.is_finite()),
+            "{name} not finite on moderate input"
+        );
     }
     // The last bias's gradient is mean over the batch of softmax - onehot.
     let y = m.predict(x.view()).expect("predict after gradient");
