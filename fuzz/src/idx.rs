@@ -198,7 +198,7 @@ fn check_images(bytes: &[u8], content: Option<&[u8]>, gz: bool, well_formed: boo
                 "image dims"
             );
             assert_eq!(img.pixels(), payload, "pixels are the payload");
-            if img.len() > 0 {
+            if !img.is_empty() {
                 let last = img.image(img.len() - 1).expect("last image");
                 assert_eq!(last.len(), img.features());
             }

@@ -133,6 +133,7 @@ impl Case {
 }
 
 /// The layer under test, with what the checks need to know about it.
+#[allow(clippy::large_enum_variant)]
 enum Built<F: Float> {
     Add(Add<F>),
     Mul(Mul<F>),
@@ -270,9 +271,9 @@ fn softmax_labels<F: Float>(
     x: &ArrayD<F>,
     t: &ArrayD<F>,
 ) -> Result<(usize, usize, Vec<usize>), String> {
-    let (n, c, t) = match x.shape() {
-        &[c] => (1, c, promoted(t, c)),
-        &[n, c] => (n, c, t.clone()),
+    let (n, c, t) = match *x.shape() {
+        [c] => (1, c, promoted(t, c)),
+        [n, c] => (n, c, t.clone()),
         _ => return Err("BadShape".into()),
     };
     if n * c == 0 {

@@ -163,8 +163,8 @@ impl<F: Float> Affine<F> {
 }
 
 /// Reshapes a product to `shape` in logical (row-major) order. `dot` returns
-/// a column-major result for column-major operands (a transposed `W`, a
-/// reversed `dout`), which `into_shape_with_order` rejects; copy only then.
+/// a column-major result for column-major operands (a column-major `W` and
+/// `x`), which `into_shape_with_order` rejects; copy only then.
 fn reshape<F: Float>(a: Array2<F>, shape: &[usize]) -> ArrayD<F> {
     let a = if a.is_standard_layout() {
         a
@@ -214,7 +214,15 @@ impl<F: Float> Layer<F> for Affine<F> {
         let d2 = dout
             .to_shape((cache.x.nrows(), self.w.ncols()))
             .expect("dout shape checked");
-        let dx = reshape(d2.dot(&self.w.t()), &cache.x_shape);
+        // `dot` with a transposed operand may return a column-major array,
+        // which `into_shape_with_order` cannot reshape to rank 3+ without a
+        // copy (it panicked for `(N, C, H, W)` inputs); `to_shape` copies
+        // when the layout needs it.
+        let dx = d2
+            .dot(&self.w.t())
+            .to_shape(IxDyn(&cache.x_shape))
+            .expect("same element count")
+            .into_owned();
         self.dw = Some(cache.x.t().dot(&d2));
         self.db = Some(d2.sum_axis(Axis(0)));
         Ok(vec![dx])
