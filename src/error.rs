@@ -171,6 +171,36 @@ pub enum Error {
     /// Loading, splitting or downloading data failed (see [`DataError`]).
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The verification gate (gradient checks, snapshot facts) found
+    /// failures, so the reference run refused to train.
+    #[error(
+        "verification failed ({} failing check(s): {}); refusing to train until the backpropagation is fixed",
+        failures.len(),
+        failures.join("; ")
+    )]
+    VerificationFailed {
+        /// One line per failing check, naming it and what went wrong.
+        failures: Vec<String>,
+        /// The full verification table, passing rows included (may be empty).
+        report: String,
+    },
+    /// Writing a run's outputs (metrics, plots) failed.
+    #[error("cannot write {path}: {detail}")]
+    Output {
+        /// The file or directory being written.
+        path: std::path::PathBuf,
+        /// What went wrong (the I/O or encoder error).
+        detail: String,
+    },
+    /// A finished run's final test accuracy is below the required minimum
+    /// (the CLI's `--min-accuracy`).
+    #[error("final test accuracy {accuracy:.4} is below the required minimum {min:.4}")]
+    AccuracyBelowMinimum {
+        /// The run's final test accuracy.
+        accuracy: f64,
+        /// The required minimum.
+        min: f64,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

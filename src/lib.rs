@@ -6,6 +6,7 @@
 //! gradient checker that works on any type implementing [`Layer`], including
 //! yours.
 
+pub mod cli;
 pub mod data;
 pub mod error;
 pub mod float;
@@ -15,6 +16,7 @@ pub mod loss;
 pub mod model;
 pub mod numpy_rng;
 pub mod optim;
+pub mod train;
 
 pub use error::{Error, Result, Shape};
 pub use float::Float;

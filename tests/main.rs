@@ -2,3 +2,5 @@
 
 mod data;
 mod fuzz_regressions;
+mod train;
+mod tutorial_snapshots;
