@@ -216,6 +216,83 @@ MODEL = {
 }
 
 
+# ---- check.rs -------------------------------------------------------------
+C_SIGMOID, C_RELU, C_ADD, C_MUL = (enum(k, 9) for k in range(4))
+C_SOFTMAX_WITH_LOSS, C_MSE = enum(5, 9), enum(6, 9)
+
+
+def c_affine(rows, cols, w, b):
+    return enum(4, 9) + u8(rows) + u8(cols) + vec(w) + vec(b)
+
+
+def probe(w, bug=None):
+    """bug = (in_dw, at, kind) with kind one of the BUG_* encodings."""
+    b = boolean(False) if bug is None else boolean(True) + boolean(bug[0]) + u8(bug[1]) + bug[2]
+    return enum(8, 9) + vec(w) + b
+
+
+BUG_NAN = enum(0, 4)
+
+
+def bug_inf(neg=False):
+    return enum(1, 4) + boolean(neg)
+
+
+def bug_off(v):
+    return enum(2, 4) + v
+
+
+BUG_NAN_FORWARD = enum(3, 4)
+
+
+def some(v):
+    return boolean(True) + v
+
+
+NONE = boolean(False)
+
+
+def cfg(h=NONE, atol=NONE, rtol=NONE, seed=0, strict=False, kink_share=NONE, mode=0,
+        fast_threshold=NONE, fast_directions=NONE, contracts=True, f32_ulps=NONE,
+        worst=5, invariant=NONE):
+    return (h + atol + rtol + u8(seed) + boolean(strict) + kink_share + u8(mode)
+            + fast_threshold + fast_directions + boolean(contracts) + f32_ulps + u8(worst)
+            + invariant)
+
+
+def check_case(f32, layer, config, inputs):
+    return boolean(f32) + layer + config + vec(inputs)
+
+
+FULL = 1
+CHECK = {
+    # NaN planted in dx of a user layer: must fail and say NaN.
+    "probe-nan-dx": check_case(False, probe([small(3)], (False, 4, BUG_NAN)), cfg(mode=FULL),
+                               [tensor([2, 3], [small(k) for k in range(-3, 3)])]),
+    # -inf planted in dw, fast mode with 3 directions.
+    "probe-inf-dw-fast": check_case(False, probe([small(-2)], (True, 1, bug_inf(True))),
+                                    cfg(mode=5), [tensor([4], [small(5), small(-7)])]),
+    # One element off by 1: a full check with default tolerances must fail.
+    "probe-off-by-one": check_case(False, probe([small(1)], (False, 2, bug_off(ONE))),
+                                   cfg(mode=FULL), [tensor([3], [small(9), small(-4)])]),
+    # A correct user layer passes.
+    "probe-correct": check_case(False, probe([small(2), small(-6)]), cfg(mode=FULL),
+                                [tensor([2, 2], [small(4), small(-12), small(1)])]),
+    # Mixed precision on Sigmoid.
+    "sigmoid-f32": check_case(True, C_SIGMOID, cfg(), [tensor([3], [small(-20), zero(), small(16)])]),
+    # Invalid configurations: h = 0, negative atol, NaN rtol.
+    "affine-h-zero": check_case(False, c_affine(2, 2, [small(3)], [small(1)]), cfg(h=some(zero())),
+                                [tensor([1, 2], [small(1)])]),
+    "softmax-negative-atol": check_case(False, C_SOFTMAX_WITH_LOSS,
+                                        cfg(atol=some(small(-1)), rtol=some(NAN)),
+                                        [tensor([2, 3], [small(5), small(-3)]),
+                                         tensor([2], [label(2), label(0)])]),
+    # ReLU at its kink, strict, with a rows-sum invariant.
+    "relu-kink-strict": check_case(False, C_RELU, cfg(strict=True, invariant=some(u8(0))),
+                                   [tensor([2, 2], [zero(), small(3), zero(True), small(-3)])]),
+}
+
+
 # ---- idx.rs ----------------------------------------------------------------
 def gz(b):
     buf = io.BytesIO()
@@ -250,7 +327,7 @@ IDX = {
 
 
 def main():
-    for target, seeds in (("layers", LAYERS), ("model", MODEL), ("idx", IDX)):
+    for target, seeds in (("layers", LAYERS), ("model", MODEL), ("idx", IDX), ("check", CHECK)):
         d = os.path.join("fuzz", "seeds", target)
         os.makedirs(d, exist_ok=True)
         for name in os.listdir(d):
