@@ -6,6 +6,7 @@
 //! gradient checker that works on any type implementing [`Layer`], including
 //! yours.
 
+pub mod check;
 pub mod cli;
 pub mod data;
 pub mod error;
@@ -16,6 +17,8 @@ pub mod loss;
 pub mod model;
 pub mod numpy_rng;
 pub mod optim;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod train;
 
 pub use error::{Error, Result, Shape};

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// when every check passes, [`gradverify::Error::VerificationFailed`] when
 /// one fails.
 fn verification() -> Result<String, gradverify::Error> {
-    gradverify::train::mlp_gradient_check()
+    gradverify::check::suite::verify()
 }
 
 fn main() -> ExitCode {

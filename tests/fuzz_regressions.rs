@@ -10,6 +10,9 @@
 //! also states the bug in plain code, independent of the fuzz encoding.
 
 #[allow(dead_code)]
+#[path = "../fuzz/src/check.rs"]
+mod check;
+#[allow(dead_code)]
 #[path = "../fuzz/src/common.rs"]
 mod common;
 #[allow(dead_code)]
@@ -178,4 +181,22 @@ fn affine_with_column_major_operands_does_not_panic() {
     let t = arr1(&[0.0f32, 0.0, 0.0]).into_dyn();
     let g = m.gradient(rev, t.view()).unwrap();
     assert_eq!(g[0].1.shape(), &[4, 1]);
+}
+
+#[test]
+fn every_committed_check_input_and_seed_passes() {
+    let n = replay_dir(&root().join("tests/fuzz_inputs/check"), check::Case::run)
+        + replay_dir(&root().join("fuzz/seeds/check"), check::Case::run);
+    assert!(n >= 2, "expected committed check inputs, found {n}");
+}
+
+/// Harness finding (not a library bug): a correct layer checked at a
+/// subnormal input. The loss moves by less than its rounding, and the
+/// checker reports the element as a kink and the check as not meaningful
+/// (a FAIL, never a silent pass). The case now treats such inputs as not
+/// moderate; the replay guards that the checker still never passes them
+/// with a non-finite or meaningless comparison.
+#[test]
+fn check_at_subnormal_input_is_not_a_silent_pass() {
+    replay(&input("check", "probe-subnormal-x-harness.bin"), check::Case::run);
 }

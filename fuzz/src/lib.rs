@@ -8,3 +8,4 @@ pub mod common;
 pub mod idx;
 pub mod layers;
 pub mod model;
+pub mod check;

@@ -4,10 +4,10 @@
 //! ```no_run
 //! # fn main() -> gradverify::Result<()> {
 //! use gradverify::data::embedded_split;
-//! use gradverify::train::{TrainConfig, mlp_gradient_check, reference_run};
+//! use gradverify::train::{TrainConfig, reference_run};
 //! let sets = embedded_split(gradverify::data::DEFAULT_SPLIT_SEED)?; // 8,000 / 2,000
 //! let cfg = TrainConfig { epochs: 2, ..TrainConfig::default() };
-//! let run = reference_run(&cfg, &sets.train, &sets.test, mlp_gradient_check)?;
+//! let run = reference_run(&cfg, &sets.train, &sets.test, gradverify::check::suite::verify)?;
 //! println!("{}", run.record.final_test_accuracy);
 //! # Ok(()) }
 //! ```
@@ -24,4 +24,4 @@ pub use examples::Examples;
 pub use fit::{accuracy, shuffle_seed, train};
 pub use metrics::{EPOCH_MEANING, EpochMetrics, History, RecordedConfig, RunRecord};
 pub use plot::{PLOT_SIZE, plot_accuracy, plot_loss};
-pub use reference::{OUTPUT_FILES, Run, mlp_gradient_check, reference_run, write_outputs};
+pub use reference::{OUTPUT_FILES, Run, reference_run, write_outputs};

@@ -7,10 +7,6 @@ use super::fit::train;
 use super::metrics::{History, RunRecord, iterations_csv, write_file};
 use super::plot::{plot_accuracy, plot_loss};
 use crate::error::{Error, Result};
-use crate::layer::Layer;
-use crate::model::{Activation, Mlp};
-use ndarray::{Array1, Array2};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The file names a run writes into its output directory.
@@ -98,93 +94,4 @@ pub fn write_outputs(dir: &Path, record: &RunRecord, history: &History) -> Resul
     plot_accuracy(history, &files[3])?;
     plot_loss(history, &files[4])?;
     Ok(files)
-}
-
-/// A real, cheap verification: the backpropagated gradient of a small
-/// `Mlp<f64>` (4 → 5 → 3 → 3, each activation, a batch of 6) against a
-/// central difference of its loss, for every parameter. Returns a table with
-/// one row per activation and parameter; fails with
-/// [`Error::VerificationFailed`] if any relative error exceeds `1e-6`.
-///
-/// **Errors** also as [`Mlp::gradient`] (which cannot fail on these shapes).
-pub fn mlp_gradient_check() -> Result<String> {
-    const H: f64 = 1e-5;
-    const TOL: f64 = 1e-6;
-    let x = Array2::from_shape_fn((6, 4), |(i, j)| ((i * 7 + j * 5) % 11) as f64 / 5.5 - 1.0)
-        .into_dyn();
-    let t = Array1::from_shape_fn(6, |i| (i % 3) as f64).into_dyn();
-    let mut table = format!(
-        "MLP gradient: backprop vs central difference (h = {H:e})\n{:<28} {:>6} {:>12}  result\n",
-        "model", "param", "max rel err"
-    );
-    let mut failures = Vec::new();
-    for act in [Activation::Relu, Activation::Sigmoid] {
-        let mut m = Mlp::<f64>::new(4, &[5, 3], 3, act, 11)?;
-        // Biases start at 0; move them off it so no ReLU input sits exactly
-        // on its kink (where a central difference measures half a slope).
-        for p in m.params().iter_mut().filter(|p| p.name.starts_with('b')) {
-            p.value
-                .iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v = 0.1 + 0.03 * i as f64);
-        }
-        let grads = m.gradient(x.view(), t.view())?;
-        for (p_index, (name, g)) in grads.iter().enumerate() {
-            let mut worst = 0.0f64;
-            for k in 0..g.len() {
-                let nudge = |delta: f64, m: &mut Mlp<f64>| {
-                    let mut ps = m.params();
-                    let v = ps[p_index]
-                        .value
-                        .as_slice_mut()
-                        .expect("parameters are contiguous");
-                    v[k] += delta;
-                };
-                nudge(H, &mut m);
-                let up = m.loss(x.view(), t.view())?;
-                nudge(-2.0 * H, &mut m);
-                let down = m.loss(x.view(), t.view())?;
-                nudge(H, &mut m);
-                let numeric = (up - down) / (2.0 * H);
-                let analytic = g.as_slice().expect("contiguous")[k];
-                let rel = (numeric - analytic).abs() / (numeric.abs() + analytic.abs()).max(1e-6);
-                worst = worst.max(rel);
-            }
-            let ok = worst <= TOL;
-            let label = format!("Mlp 4-5-3-3 {}", act.name());
-            writeln!(
-                table,
-                "{label:<28} {name:>6} {worst:>12.3e}  {}",
-                if ok { "ok" } else { "FAIL" }
-            )
-            .expect("writing to a String cannot fail");
-            if !ok {
-                failures.push(format!(
-                    "{label} {name}: relative error {worst:.3e} > {TOL:e}"
-                ));
-            }
-        }
-    }
-    if failures.is_empty() {
-        Ok(table)
-    } else {
-        Err(Error::VerificationFailed {
-            failures,
-            report: table,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cheap_gradient_check_passes_on_the_real_mlp() {
-        let table = mlp_gradient_check().unwrap();
-        // A caption, a header and 2 activations x 6 parameters.
-        assert_eq!(table.lines().count(), 14, "{table}");
-        assert!(table.lines().skip(2).all(|l| l.ends_with("ok")), "{table}");
-        assert!(table.contains("sigmoid") && table.contains("W3"), "{table}");
-    }
 }

@@ -1,8 +1,9 @@
 //! A short reference run on the embedded real digits (8,000 / 2,000), gate first.
 
 use super::run::png_size;
+use gradverify::check::suite::verify;
 use gradverify::data::{DEFAULT_SPLIT_SEED, embedded_split};
-use gradverify::train::{PLOT_SIZE, TrainConfig, mlp_gradient_check, reference_run};
+use gradverify::train::{PLOT_SIZE, TrainConfig, reference_run};
 
 /// Two true epochs at batch size 32 (500 SGD steps) reach about 92.5% on
 /// seed 42; the floor leaves room for other machines' float rounding.
@@ -18,7 +19,7 @@ fn two_epochs_on_the_embedded_digits_reach_90_percent() {
         quiet: true,
         ..TrainConfig::default()
     };
-    let run = reference_run(&cfg, &sets.train, &sets.test, mlp_gradient_check).unwrap();
+    let run = reference_run(&cfg, &sets.train, &sets.test, verify).unwrap();
     assert_eq!(run.record.config.iterations_per_epoch, 250);
     assert_eq!(run.history.iteration_losses.len(), 500);
     let acc = run.record.final_test_accuracy;

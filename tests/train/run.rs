@@ -4,7 +4,7 @@
 use gradverify::Error;
 use gradverify::data::{Dataset, Images};
 use gradverify::train::{
-    EPOCH_MEANING, OUTPUT_FILES, PLOT_SIZE, TrainConfig, mlp_gradient_check, reference_run, train,
+    EPOCH_MEANING, OUTPUT_FILES, PLOT_SIZE, TrainConfig, reference_run, train,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -244,7 +244,7 @@ fn the_real_cheap_verification_passes_and_opens_the_gate() {
         &cfg,
         &synthetic(64, 7),
         &synthetic(16, 8),
-        mlp_gradient_check,
+        gradverify::check::suite::verify,
     )
     .unwrap();
     assert!(run.verification.contains("W1"), "{}", run.verification);
