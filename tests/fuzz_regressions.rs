@@ -198,5 +198,8 @@ fn every_committed_check_input_and_seed_passes() {
 /// with a non-finite or meaningless comparison.
 #[test]
 fn check_at_subnormal_input_is_not_a_silent_pass() {
-    replay(&input("check", "probe-subnormal-x-harness.bin"), check::Case::run);
+    replay(
+        &input("check", "probe-subnormal-x-harness.bin"),
+        check::Case::run,
+    );
 }

@@ -23,8 +23,8 @@ use super::common::{Tensor, Val};
 use arbitrary::Arbitrary;
 use gradverify::check::{CheckConfig, Invariant, KinkHandling, Mode, Report, check, check_f32};
 use gradverify::{
-    Activation, Add, Affine, Error, Float, Layer, MeanSquaredError, Mlp, Mul, Param, Relu,
-    Sigmoid, SoftmaxWithLoss,
+    Activation, Add, Affine, Error, Float, Layer, MeanSquaredError, Mlp, Mul, Param, Relu, Sigmoid,
+    SoftmaxWithLoss,
 };
 use ndarray::{Array1, Array2, ArrayD, ArrayViewD, IxDyn};
 use std::fmt;
@@ -280,9 +280,12 @@ impl<F: Float> Layer<F> for Probe<F> {
     }
 
     fn backward(&mut self, dout: ArrayViewD<'_, F>) -> gradverify::Result<Vec<ArrayD<F>>> {
-        let x = self.x.as_ref().ok_or_else(|| Error::BackwardBeforeForward {
-            op: "Probe.backward".into(),
-        })?;
+        let x = self
+            .x
+            .as_ref()
+            .ok_or_else(|| Error::BackwardBeforeForward {
+                op: "Probe.backward".into(),
+            })?;
         if dout.shape() != x.shape() {
             return Err(Error::DoutShape {
                 op: "Probe.backward".into(),
@@ -355,11 +358,9 @@ fn build<F: Float>(spec: &LayerSpec, inputs: &[ArrayD<f64>]) -> Option<Box<dyn L
         LayerSpec::Probe { w, bug } => {
             let shape = inputs.first().map_or(vec![], |x| x.shape().to_vec());
             let n: usize = shape.iter().product();
-            let wa = ArrayD::from_shape_vec(
-                IxDyn(&shape),
-                (0..n).map(|i| cycled::<F>(w, i)).collect(),
-            )
-            .expect("n elements");
+            let wa =
+                ArrayD::from_shape_vec(IxDyn(&shape), (0..n).map(|i| cycled::<F>(w, i)).collect())
+                    .expect("n elements");
             Box::new(Probe::new(wa, *bug))
         }
     })
@@ -420,7 +421,10 @@ impl Case {
                     panic!("a valid config was refused: {msg}");
                 }
                 if valid_cfg && !finite && self.right_input_count(inputs) {
-                    assert!(matches!(e, Error::NonFinite { .. }), "non-finite input gave {e}");
+                    assert!(
+                        matches!(e, Error::NonFinite { .. }),
+                        "non-finite input gave {e}"
+                    );
                 }
                 return;
             }
@@ -438,7 +442,11 @@ impl Case {
         );
         for t in &report.tensors {
             if t.non_finite > 0 {
-                assert!(!t.passed, "{} passed with {} non-finite element(s):\n{text}", t.name, t.non_finite);
+                assert!(
+                    !t.passed,
+                    "{} passed with {} non-finite element(s):\n{text}",
+                    t.name, t.non_finite
+                );
             }
             if t.passed {
                 assert!(
@@ -498,9 +506,20 @@ impl Case {
                 let t = report
                     .tensor(name(&b))
                     .unwrap_or_else(|| panic!("no report for {}:\n{text}", name(&b)));
-                assert!(!t.passed, "{} with a non-finite gradient passed:\n{text}", t.name);
-                assert!(!report.passed, "report with a non-finite gradient passed:\n{text}");
-                assert!(t.non_finite > 0, "{}: non-finite gradient not counted:\n{text}", t.name);
+                assert!(
+                    !t.passed,
+                    "{} with a non-finite gradient passed:\n{text}",
+                    t.name
+                );
+                assert!(
+                    !report.passed,
+                    "report with a non-finite gradient passed:\n{text}"
+                );
+                assert!(
+                    t.non_finite > 0,
+                    "{}: non-finite gradient not counted:\n{text}",
+                    t.name
+                );
                 assert!(
                     text.contains("NaN") || text.contains("inf"),
                     "the printed report does not say NaN/inf:\n{text}"
