@@ -16,7 +16,7 @@ use crate::error::{Error, Result, Shape};
 use crate::float::Float;
 use crate::layer::Layer;
 use crate::layers::{expect_dout_shape, expect_inputs, expect_same_shape};
-use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, Ix2, IxDyn, Zip};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, Axis, Ix1, Ix2, IxDyn, Zip};
 
 /// The guard the tutorial adds inside the log of [`cross_entropy_error`]:
 /// `-Σ ln(y + 1e-7)` keeps a predicted probability of exactly 0 from giving
@@ -130,13 +130,10 @@ pub fn class_indices<F: Float>(
 /// (and [`class_indices`] will report what is wrong with it).
 pub fn promote_labels<'a, F: Float>(t: ArrayViewD<'a, F>, classes: usize) -> ArrayViewD<'a, F> {
     match t.ndim() {
-        0 => t
-            .into_shape_with_order(IxDyn(&[1]))
-            .expect("0-d has 1 element"),
-        1 if t.len() == classes => {
-            let t = t.into_shape_with_order(IxDyn(&[1, classes]));
-            t.expect("a 1-D view reshapes to one row")
-        }
+        // `insert_axis` keeps the strides, so a strided or reversed view
+        // works too (`into_shape_with_order` fails on those).
+        0 => t.insert_axis(Axis(0)),
+        1 if t.len() == classes => t.insert_axis(Axis(0)),
         _ => t,
     }
 }
@@ -148,10 +145,11 @@ pub fn promote_labels<'a, F: Float>(t: ArrayViewD<'a, F>, classes: usize) -> Arr
 pub(crate) fn as_batch<'a, F: Float>(op: &str, x: ArrayViewD<'a, F>) -> Result<ArrayView2<'a, F>> {
     let shape = Shape::of(x.shape());
     let x2 = match x.ndim() {
-        1 => {
-            let c = x.len();
-            x.into_shape_with_order((1, c)).expect("1-D to one row")
-        }
+        // A new leading axis rather than a reshape: works for any strides.
+        1 => x
+            .into_dimensionality::<Ix1>()
+            .expect("rank checked")
+            .insert_axis(Axis(0)),
         2 => x.into_dimensionality::<Ix2>().expect("rank checked"),
         _ => {
             return Err(Error::BadShape {
@@ -174,7 +172,9 @@ pub(crate) fn as_batch<'a, F: Float>(op: &str, x: ArrayViewD<'a, F>) -> Result<A
 /// Row-wise softmax of a non-empty batch, returned together with each row's
 /// log-sum-exp `m + ln Σ exp(x - m)` (`m` the row max).
 pub(crate) fn softmax_rows<F: Float>(x: ArrayView2<'_, F>) -> (Array2<F>, Array1<F>) {
-    let mut y = x.to_owned();
+    // Standard layout whatever `x`'s strides, so callers can reshape `y`
+    // (`to_owned` would keep a column-major or reversed layout).
+    let mut y = x.as_standard_layout().into_owned();
     let mut lse = Array1::zeros(x.nrows());
     for (mut row, l) in y.outer_iter_mut().zip(lse.iter_mut()) {
         let m = row.fold(F::neg_infinity(), |a, &b| a.max(b));

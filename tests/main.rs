@@ -7,5 +7,6 @@ mod check_modes;
 mod check_props;
 mod check_user_layer;
 mod data;
+mod fuzz_regressions;
 mod train;
 mod tutorial_snapshots;

@@ -162,6 +162,19 @@ impl<F: Float> Affine<F> {
     }
 }
 
+/// Reshapes a product to `shape` in logical (row-major) order. `dot` returns
+/// a column-major result for column-major operands (a column-major `W` and
+/// `x`), which `into_shape_with_order` rejects; copy only then.
+fn reshape<F: Float>(a: Array2<F>, shape: &[usize]) -> ArrayD<F> {
+    let a = if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    };
+    a.into_shape_with_order(IxDyn(shape))
+        .expect("same element count, standard layout")
+}
+
 impl<F: Float> Layer<F> for Affine<F> {
     fn name(&self) -> String {
         "Affine".into()
@@ -182,9 +195,7 @@ impl<F: Float> Layer<F> for Affine<F> {
         } else {
             vec![x.nrows(), self.w.ncols()]
         };
-        let y = y
-            .into_shape_with_order(IxDyn(&out_shape))
-            .expect("same element count");
+        let y = reshape(y, &out_shape);
         self.cache = Some(Cache {
             x,
             x_shape: inputs[0].shape().to_vec(),
