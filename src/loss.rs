@@ -171,19 +171,25 @@ pub(crate) fn as_batch<'a, F: Float>(op: &str, x: ArrayViewD<'a, F>) -> Result<A
 
 /// Row-wise softmax of a non-empty batch, returned together with each row's
 /// log-sum-exp `m + ln Σ exp(x - m)` (`m` the row max).
-pub(crate) fn softmax_rows<F: Float>(x: ArrayView2<'_, F>) -> (Array2<F>, Array1<F>) {
+pub(crate) fn softmax_rows<F: Float>(x: ArrayView2<'_, F>) -> (Array2<F>, Array1<F>, Array1<F>) {
     // Standard layout whatever `x`'s strides, so callers can reshape `y`
     // (`to_owned` would keep a column-major or reversed layout).
     let mut y = x.as_standard_layout().into_owned();
-    let mut lse = Array1::zeros(x.nrows());
-    for (mut row, l) in y.outer_iter_mut().zip(lse.iter_mut()) {
+    let mut max = Array1::zeros(x.nrows());
+    let mut log_sum = Array1::zeros(x.nrows());
+    for ((mut row, m_out), l_out) in y
+        .outer_iter_mut()
+        .zip(max.iter_mut())
+        .zip(log_sum.iter_mut())
+    {
         let m = row.fold(F::neg_infinity(), |a, &b| a.max(b));
         row.mapv_inplace(|v| (v - m).exp());
         let s = row.sum();
         row.mapv_inplace(|v| v / s);
-        *l = m + s.ln();
+        *m_out = m;
+        *l_out = s.ln();
     }
-    (y, lse)
+    (y, max, log_sum)
 }
 
 /// Softmax `exp(x_i - max) / Σ_j exp(x_j - max)`, over a 1-D vector or each
@@ -195,7 +201,7 @@ pub(crate) fn softmax_rows<F: Float>(x: ArrayView2<'_, F>) -> (Array2<F>, Array1
 pub fn softmax<F: Float>(x: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
     let shape = x.raw_dim();
     let x2 = as_batch("softmax", x)?;
-    let (y, _) = softmax_rows(x2);
+    let (y, _, _) = softmax_rows(x2);
     Ok(y.into_shape_with_order(shape).expect("same element count"))
 }
 

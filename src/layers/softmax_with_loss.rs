@@ -2,7 +2,8 @@
 //!
 //! Inputs `(x, t)`: logits `x` and labels `t`; only `x` is differentiable.
 //! Output: the 0-d loss `L = (1/N) Σ_n (lse(x_n) - x[n, t_n])`, where
-//! `lse(x_n) = m + ln Σ_j exp(x[n, j] - m)` with `m` the row max.
+//! `lse(x_n) = m + ln Σ_j exp(x[n, j] - m)` with `m` the row max, evaluated
+//! as `(m - x[n, t_n]) + ln Σ_j exp(x[n, j] - m)` so huge logits lose nothing.
 //! Backward: `dx = dout * (y - t) / N`, `y = softmax(x)`, `t` one-hot.
 //!
 //! # Why log-sum-exp instead of the tutorial's `+1e-7`
@@ -88,11 +89,14 @@ impl<F: Float> Layer<F> for SoftmaxWithLoss<F> {
         let x2 = as_batch(OP, x)?;
         let (n, c) = x2.dim();
         let labels = class_indices(OP, t, n, c)?;
-        let (y, lse) = softmax_rows(x2);
+        let (y, max, log_sum) = softmax_rows(x2);
+        // `(m - x_k) + ln s` rather than `(m + ln s) - x_k`: with huge equal
+        // logits (f32 [1e30, 1e30]) the latter rounds `m + ln 2` to `m` and
+        // gives 0 instead of ln 2.
         let total: F = labels
             .iter()
             .enumerate()
-            .map(|(i, &k)| lse[i] - x2[[i, k]])
+            .map(|(i, &k)| (max[i] - x2[[i, k]]) + log_sum[i])
             .sum();
         let loss = total / F::of(n as f64);
         // Column-major logits give a column-major y: reshape in row-major order.
@@ -176,6 +180,16 @@ mod tests {
         }
         assert_eq!(results[0].0, results[1].0);
         assert_eq!(results[0].1, results[1].1);
+    }
+
+    #[test]
+    fn huge_equal_f32_logits_give_ln_2() {
+        // (m + ln 2) - x_k rounds to 0 in f32 for m = 1e30; the loss is ln 2.
+        let mut l = SoftmaxWithLoss::<f32>::new();
+        let x = ndarray::arr2(&[[1e30f32, 1e30]]).into_dyn();
+        let t = ndarray::arr1(&[0.0f32]).into_dyn();
+        let out = l.forward(&[x.view(), t.view()]).unwrap();
+        assert_abs_diff_eq!(out[[]], 2f32.ln(), epsilon = 1e-6);
     }
 
     #[test]
