@@ -425,8 +425,37 @@ unsafe fn sgemm(
     beta: f32,
     (c, rsc, csc): (*mut f32, isize, isize),
 ) {
+    #[cfg(not(feature = "gemm-crate"))]
     // SAFETY: forwarded from the caller.
-    unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    unsafe {
+        matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+    }
+    // `gemm` computes `dst = α·dst + β·lhs·rhs` and takes column strides first.
+    #[cfg(feature = "gemm-crate")]
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            csc,
+            rsc,
+            beta != 0.0,
+            a,
+            csa,
+            rsa,
+            b,
+            csb,
+            rsb,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 /// Forward (and unless `Eval`, the loss and backward down to `dZ1`) for
