@@ -57,5 +57,10 @@ fn layers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, layers);
+// No plots: criterion's plotters backend finds no system font here.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = layers
+}
 criterion_main!(benches);

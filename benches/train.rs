@@ -92,5 +92,10 @@ fn epoch_and_eval(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, step, epoch_and_eval);
+// No plots: criterion's plotters backend finds no system font here.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = step, epoch_and_eval
+}
 criterion_main!(benches);
