@@ -81,6 +81,28 @@ fn epoch_and_eval(c: &mut Criterion) {
     g.bench_function("engine_eval_10k", |b| {
         b.iter(|| black_box(e.accuracy(&m, &test, &mut ebuf, &mut labels).unwrap()))
     });
+    // The same evaluation through the layers (`Mlp::predict`, allocating).
+    g.bench_function("layers_mlp_eval_10k", |b| {
+        b.iter(|| {
+            let mut correct = 0;
+            for start in (0..10_000).step_by(1000) {
+                let idx: Vec<usize> = (start..start + 1000).collect();
+                test.fill_batch(&idx, ebuf.view_mut(), &mut labels).unwrap();
+                let y = m.predict(ebuf.view().into_dyn()).unwrap();
+                let y = y.into_dimensionality::<ndarray::Ix2>().unwrap();
+                for (row, &l) in y.outer_iter().zip(&labels) {
+                    let best =
+                        row.iter()
+                            .enumerate()
+                            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                                if v > bv { (i, v) } else { (bi, bv) }
+                            });
+                    correct += usize::from(best.0 == l);
+                }
+            }
+            black_box(correct)
+        })
+    });
     let mut chunk = Array2::<f32>::zeros((1000, 784));
     let idx: Vec<usize> = (0..1000).collect();
     g.bench_function("fill_batch_u8_to_f32_1000x784", |b| {

@@ -429,37 +429,8 @@ unsafe fn sgemm(
     beta: f32,
     (c, rsc, csc): (*mut f32, isize, isize),
 ) {
-    #[cfg(not(feature = "gemm-crate"))]
     // SAFETY: forwarded from the caller.
-    unsafe {
-        matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-    }
-    // `gemm` computes `dst = α·dst + β·lhs·rhs` and takes column strides first.
-    #[cfg(feature = "gemm-crate")]
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            csc,
-            rsc,
-            beta != 0.0,
-            a,
-            csa,
-            rsa,
-            b,
-            csb,
-            rsb,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
+    unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
 }
 
 /// Forward (and unless `Eval`, the loss and backward down to `dZ1`) for
@@ -739,13 +710,8 @@ mod tests {
         }
     }
 
-    /// With matrixmultiply (ndarray's own GEMM) the engine repeats the
-    /// layers' arithmetic exactly; the `gemm` crate blocks differently.
-    const SAME: f32 = if cfg!(feature = "gemm-crate") {
-        1e-5
-    } else {
-        0.0
-    };
+    /// The engine repeats the layers' arithmetic exactly (same GEMM).
+    const SAME: f32 = 0.0;
 
     fn flat(a: &Array2<f32>) -> Vec<f32> {
         a.iter().copied().collect()
