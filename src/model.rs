@@ -212,6 +212,14 @@ impl<F: Float> Mlp<F> {
         &self.affines
     }
 
+    /// The Affine layers, mutably, for code that updates the weights in place
+    /// (the training engine). The layers' caches no longer match the weights
+    /// afterwards, so `backward` needs a fresh `forward` first.
+    pub(crate) fn affines_mut(&mut self) -> &mut [Affine<F>] {
+        self.ready = false;
+        &mut self.affines
+    }
+
     /// The parameter names in order: `W1, b1, W2, b2, …`.
     pub fn param_names(&self) -> Vec<String> {
         (1..=self.affines.len())

@@ -95,6 +95,12 @@ impl<F: Float> Affine<F> {
         &self.b
     }
 
+    /// `W` and `b`, mutably, for in-place updates by the training engine
+    /// (the only copy of each parameter stays here).
+    pub(crate) fn w_b_mut(&mut self) -> (&mut Array2<F>, &mut Array1<F>) {
+        (&mut self.w, &mut self.b)
+    }
+
     /// `dW` from the last backward, `None` before any.
     pub fn dw(&self) -> Option<&Array2<F>> {
         self.dw.as_ref()

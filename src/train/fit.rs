@@ -6,16 +6,19 @@
 //! of `batch_size` (the last one shorter if need be), and takes one SGD step
 //! per batch. After the epoch the model is evaluated on the whole training
 //! and test sets. Batches are scaled from `u8` into one reused `f32` buffer.
+//!
+//! The steps and evaluations run on an [`Engine`]: the same arithmetic as the
+//! [`Mlp`]'s layers (and [`crate::Sgd`]), on buffers allocated once, updating
+//! the model's own parameters in place.
 
 use super::config::TrainConfig;
+use super::engine::Engine;
 use super::examples::Examples;
 use super::metrics::{EpochMetrics, History};
 use crate::error::{Error, Result};
-use crate::layer::Layer;
 use crate::model::Mlp;
-use crate::optim::Sgd;
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array1, Array2, ArrayD, IxDyn, s};
+use ndarray::{Array2, s};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -68,15 +71,14 @@ pub fn train<D: Examples + ?Sized>(
         cfg.activation,
         cfg.seed,
     )?;
-    let mut sgd = Sgd::new(cfg.lr as f32)?;
+    let lr = cfg.lr as f32;
     let n = train.len();
     let batch = cfg.batch_size.min(n);
     let iters = cfg.iterations_per_epoch(n);
     let mut xbuf = Array2::<f32>::zeros((batch, train.features()));
-    let mut tbuf = Array1::<f32>::zeros(batch);
     let mut labels = Vec::with_capacity(batch);
     let mut eval_buf = Array2::<f32>::zeros((EVAL_BATCH.min(n.max(test.len())), train.features()));
-    let one = ArrayD::from_elem(IxDyn(&[]), 1.0f32);
+    let mut engine = Engine::new(&model, batch.max(eval_buf.nrows()))?;
     let mut rng = StdRng::seed_from_u64(shuffle_seed(cfg.seed));
     let mut history = History::default();
     for epoch in 1..=cfg.epochs {
@@ -88,14 +90,7 @@ pub fn train<D: Examples + ?Sized>(
         for (i, idx) in order.chunks(batch).enumerate() {
             let k = idx.len();
             train.fill_batch(idx, xbuf.slice_mut(s![..k, ..]), &mut labels)?;
-            for (t, &l) in tbuf.iter_mut().zip(&labels) {
-                *t = l as f32;
-            }
-            let out = model.forward(&[
-                xbuf.slice(s![..k, ..]).into_dyn(),
-                tbuf.slice(s![..k]).into_dyn(),
-            ])?;
-            let loss = f64::from(out[[]]);
+            let loss = f64::from(engine.step(&mut model, xbuf.slice(s![..k, ..]), &labels, lr)?);
             if !loss.is_finite() {
                 return Err(Error::NonFinite {
                     op: "train".into(),
@@ -107,16 +102,14 @@ pub fn train<D: Examples + ?Sized>(
                     ),
                 });
             }
-            model.backward(one.view())?;
-            sgd.step(&mut model)?;
             history.iteration_losses.push(loss);
             loss_sum += loss * k as f64;
             bar.set_message(format!("{:.4}", loss_sum / ((i * batch + k) as f64)));
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let train_accuracy = accuracy(&mut model, train, &mut eval_buf, &mut labels)?;
-        let test_accuracy = accuracy(&mut model, test, &mut eval_buf, &mut labels)?;
+        let train_accuracy = engine.accuracy(&model, train, &mut eval_buf, &mut labels)?;
+        let test_accuracy = engine.accuracy(&model, test, &mut eval_buf, &mut labels)?;
         let row = EpochMetrics {
             epoch,
             train_loss: loss_sum / n as f64,
@@ -155,12 +148,13 @@ fn progress_bar(cfg: &TrainConfig, epoch: usize, iters: usize) -> ProgressBar {
 
 /// The fraction of `data` whose highest logit is at its label (ties to the
 /// lowest class, as [`Mlp::accuracy`]), in batches of `buf.nrows()` rows
-/// scaled into the reused buffer `buf` (`(rows, features)`).
+/// scaled into the reused buffer `buf` (`(rows, features)`), on an
+/// [`Engine`] built for the call ([`Engine::accuracy`] reuses one).
 ///
 /// **Errors** with [`Error::Config`] if `buf` has no rows, and as
-/// `fill_batch` (a buffer of the wrong width) and [`Mlp::predict`].
+/// `fill_batch` (a buffer of the wrong width) and [`Engine::count_correct`].
 pub fn accuracy<D: Examples + ?Sized>(
-    model: &mut Mlp<f32>,
+    model: &Mlp<f32>,
     data: &D,
     buf: &mut Array2<f32>,
     labels: &mut Vec<usize>,
@@ -170,47 +164,12 @@ pub fn accuracy<D: Examples + ?Sized>(
             "accuracy: the evaluation buffer needs at least one row".into(),
         ));
     }
-    let mut correct = 0usize;
-    let step = buf.nrows();
-    let mut idx = Vec::with_capacity(step);
-    for start in (0..data.len()).step_by(step) {
-        idx.clear();
-        idx.extend(start..(start + step).min(data.len()));
-        let k = idx.len();
-        data.fill_batch(&idx, buf.slice_mut(s![..k, ..]), labels)?;
-        let logits = model.predict(buf.slice(s![..k, ..]).into_dyn())?;
-        let logits = logits
-            .into_dimensionality::<ndarray::Ix2>()
-            .expect("a batch gives (N, classes) logits");
-        correct += logits
-            .outer_iter()
-            .zip(labels.iter())
-            .filter(|(row, l)| argmax(row.iter().copied()) == **l)
-            .count();
-    }
-    Ok(correct as f64 / data.len().max(1) as f64)
-}
-
-/// Index of the largest value; ties and NaNs go to the lowest index.
-fn argmax(values: impl Iterator<Item = f32>) -> usize {
-    values
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, v)| {
-            if v > bv { (i, v) } else { (bi, bv) }
-        })
-        .0
+    Engine::new(model, buf.nrows())?.accuracy(model, data, buf, labels)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn argmax_takes_the_first_maximum() {
-        assert_eq!(argmax([0.1, 0.7, 0.7, -1.0].into_iter()), 1);
-        assert_eq!(argmax([3.0].into_iter()), 0);
-        assert_eq!(argmax([-1.0, -0.5].into_iter()), 1);
-    }
 
     #[test]
     fn accuracy_counts_argmax_hits_and_rejects_an_empty_buffer() {
@@ -220,20 +179,20 @@ mod tests {
         let affine =
             crate::layers::Affine::new(ndarray::arr2(&[[1.0f32, 0.0]]), ndarray::arr1(&[0.0, 0.0]))
                 .unwrap();
-        let mut m = Mlp::from_affines(vec![affine], crate::Activation::Relu).unwrap();
+        let m = Mlp::from_affines(vec![affine], crate::Activation::Relu).unwrap();
         let images = Images::new(5, 1, 1, vec![0, 10, 200, 0, 255]).unwrap();
         let d = Dataset::new("t", images, vec![0, 0, 1, 1, 0]).unwrap();
         let mut labels = Vec::new();
         // Batches of 2, 2, 1 through a 2-row buffer: hits at 0, 1, 4.
         let mut buf = Array2::zeros((2, 1));
-        assert_eq!(accuracy(&mut m, &d, &mut buf, &mut labels).unwrap(), 0.6);
+        assert_eq!(accuracy(&m, &d, &mut buf, &mut labels).unwrap(), 0.6);
         let mut empty = Array2::zeros((0, 1));
         assert!(matches!(
-            accuracy(&mut m, &d, &mut empty, &mut labels),
+            accuracy(&m, &d, &mut empty, &mut labels),
             Err(Error::Config(_))
         ));
         let mut wide = Array2::zeros((2, 3));
-        assert!(accuracy(&mut m, &d, &mut wide, &mut labels).is_err());
+        assert!(accuracy(&m, &d, &mut wide, &mut labels).is_err());
     }
 
     #[test]

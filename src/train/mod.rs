@@ -13,6 +13,7 @@
 //! ```
 
 pub mod config;
+pub mod engine;
 pub mod examples;
 pub mod fit;
 pub mod metrics;
@@ -20,6 +21,7 @@ pub mod plot;
 pub mod reference;
 
 pub use config::TrainConfig;
+pub use engine::Engine;
 pub use examples::Examples;
 pub use fit::{accuracy, shuffle_seed, train};
 pub use metrics::{EPOCH_MEANING, EpochMetrics, History, RecordedConfig, RunRecord};

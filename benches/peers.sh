@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# gradverify vs the numpy and JAX peers, interleaved, same machine, same run.
+#
+#   bash benches/peers.sh [REPS] [EPOCHS]        # default 5 reps x 3 epochs
+#
+# - installs the peers' Python packages if missing (pip install numpy jax optax);
+# - copies the read-only peer folder (PEERS_DIR, default ../shared/bench/peers
+#   next to the repository) to a temporary directory;
+# - builds examples/epoch_bench.rs in release (the peers' run, bit-identical
+#   SplitMix64 He init and Fisher-Yates batch order, same JSON fields);
+# - runs gradverify, numpy, numpy --no-input-grad and JAX as fresh processes,
+#   REPS times with the order rotated each time, each under /usr/bin/time -v;
+# - prints min / median epoch and eval times, test accuracy, peak RSS, and the
+#   ratios: numpy / ours, JAX / ours, ours / the GEMM-bound floor (0.183 s).
+# Data: Fashion-MNIST in FMNIST_DIR (default /usr/share/datasets/fashion-mnist).
+# Threads: 2 everywhere (OMP/OpenBLAS/MKL/RAYON_NUM_THREADS=2).
+# The load average is printed before and after: other jobs on the machine make
+# the numbers (especially 2-thread BLAS) meaningless, so run it when it is quiet.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+REPS=${1:-5}
+EPOCHS=${2:-3}
+PEERS_DIR=${PEERS_DIR:-}
+if [ -z "$PEERS_DIR" ]; then
+  for d in "$ROOT/../shared/bench/peers" /work/shared/bench/peers; do
+    [ -d "$d" ] && PEERS_DIR=$d && break
+  done
+fi
+[ -d "${PEERS_DIR:-}" ] || { echo "peer folder not found; set PEERS_DIR" >&2; exit 1; }
+export FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+
+PY=$(command -v python3)
+if ! "$PY" -c 'import numpy, jax, optax' 2>/dev/null; then
+  echo "installing numpy jax optax" >&2
+  "$PY" -m pip install --quiet numpy jax optax
+fi
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cp -r "$PEERS_DIR" "$WORK/peers"
+chmod -R u+w "$WORK/peers"
+
+(cd "$ROOT" && cargo build --release --example epoch_bench >&2)
+BIN="$ROOT/target/release/examples/epoch_bench"
+
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2 RAYON_NUM_THREADS=2
+RAW="$WORK/raw"
+mkdir -p "$RAW"
+names=(gradverify numpy numpy-noinputgrad jax)
+cmds=(
+  "$BIN --epochs $EPOCHS"
+  "$PY numpy_mlp.py --epochs $EPOCHS"
+  "$PY numpy_mlp.py --epochs $EPOCHS --no-input-grad --label numpy-noinputgrad"
+  "$PY jax_mlp.py --epochs $EPOCHS"
+)
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+n=${#names[@]}
+cd "$WORK/peers"
+for ((r = 1; r <= REPS; r++)); do
+  for ((k = 0; k < n; k++)); do
+    i=$(( (k + r - 1) % n ))
+    nm=${names[$i]}
+    echo "[rep $r/$REPS] $nm (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    /usr/bin/time -v -o "$RAW/${nm}_$r.time" ${cmds[$i]} \
+      > "$RAW/${nm}_$r.json" 2> "$RAW/${nm}_$r.err" \
+      || echo "  FAILED: $nm rep $r: $(tail -3 "$RAW/${nm}_$r.err")" >&2
+  done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+"$PY" - "$RAW" "$REPS" "$EPOCHS" "$LOAD_BEFORE" "$LOAD_AFTER" <<'EOF'
+import json, os, re, statistics, sys
+raw, reps, epochs, before, after = sys.argv[1:]
+FLOOR = 0.183  # s: 31.38 GFLOP at 171.5 GFLOP/s (results-2026-12-01.md)
+rows = {}
+for f in sorted(os.listdir(raw)):
+    m = re.match(r"(.+)_(\d+)\.json$", f)
+    if not m:
+        continue
+    name = m.group(1)
+    r = rows.setdefault(name, {"epoch": [], "eval": [], "acc": set(), "rss": []})
+    try:
+        j = json.loads(open(os.path.join(raw, f)).read().strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        continue
+    r["epoch"] += j["epoch_s"]
+    r["eval"] += j["eval_s"]
+    r["acc"].add(round(j["test_acc"][-1], 4))
+    t = open(os.path.join(raw, f[:-5] + ".time")).read()
+    kb = re.search(r"Maximum resident set size \(kbytes\): (\d+)", t)
+    if kb:
+        r["rss"].append(int(kb.group(1)) / 1024)
+def mm(v):
+    return (min(v), statistics.median(v)) if v else (float("nan"),) * 2
+print(f"{reps} interleaved reps x {epochs} epochs, 2 threads; load average before {before}, after {after}")
+print()
+print("| peer | epoch min / median s | eval 10k min / median ms | test acc (last epoch) | peak RSS MiB |")
+print("|---|---|---|---|---|")
+for name in ["gradverify", "numpy", "numpy-noinputgrad", "jax"]:
+    if name not in rows:
+        continue
+    r = rows[name]
+    e, v = mm(r["epoch"]), mm(r["eval"])
+    acc = ", ".join(f"{a:.4f}" for a in sorted(r["acc"]))
+    rss = f"{min(r['rss']):.0f}-{max(r['rss']):.0f}" if r["rss"] else "?"
+    print(f"| {name} | {e[0]:.3f} / {e[1]:.3f} | {v[0]*1e3:.1f} / {v[1]*1e3:.1f} | {acc} | {rss} |")
+print()
+if "gradverify" in rows:
+    ours = mm(rows["gradverify"]["epoch"])
+    ours_eval = mm(rows["gradverify"]["eval"])
+    print("| ratio | by min | by median |")
+    print("|---|---|---|")
+    for name, label in [("numpy", "numpy / gradverify (epoch)"),
+                        ("numpy-noinputgrad", "numpy no-input-grad / gradverify (epoch)"),
+                        ("jax", "JAX / gradverify (epoch)")]:
+        if name in rows and rows[name]["epoch"]:
+            o = mm(rows[name]["epoch"])
+            print(f"| {label} | {o[0]/ours[0]:.2f}x | {o[1]/ours[1]:.2f}x |")
+    if "jax" in rows and rows["jax"]["eval"]:
+        o = mm(rows["jax"]["eval"])
+        print(f"| JAX / gradverify (eval 10k) | {o[0]/ours_eval[0]:.2f}x | {o[1]/ours_eval[1]:.2f}x |")
+    print(f"| gradverify / GEMM floor {FLOOR} s | {ours[0]/FLOOR:.2f}x | {ours[1]/FLOOR:.2f}x |")
+EOF
