@@ -3,7 +3,7 @@
 //! split over rayon's threads (each thread its own clone of the layer and
 //! the inputs).
 
-use super::config::{CheckConfig, KinkHandling, Mode};
+use super::config::{CheckConfig, KinkHandling, Mode, Richardson};
 use super::contract::{self, Analytic};
 use super::diagnose::{Diagnosis, Evidence, diagnose, unravel};
 use super::fast;
@@ -511,6 +511,14 @@ pub(crate) fn refine_kinks<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     Ok(())
 }
 
+/// The largest finite magnitude among a tensor's numeric derivatives.
+fn tensor_scale(values: impl Iterator<Item = f64>) -> f64 {
+    values
+        .map(f64::abs)
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+}
+
 /// Central differences for every element.
 fn full_tensor<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     layer: &mut L,
@@ -521,21 +529,53 @@ fn full_tensor<L: Layer<f64> + ?Sized, M: Mapper<L>>(
 ) -> Result<TensorReport> {
     let n = analytic.len();
     let (tref, h) = (spec.tref, ctx.cfg.h);
-    let samples = mapper.map(layer, ctx.inputs, ctx.r, n, &|p, i| p.sample(tref, i, h))?;
-    let scale = samples
-        .iter()
-        .map(|s| s.half_central().abs())
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let mut numeric: Vec<Numeric> = samples
-        .iter()
-        .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
-        .collect();
-    refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, i, h| {
-        p.sample(tref, i, h)
-    })?;
     let a: Vec<f64> = analytic.iter().copied().collect();
     let tol = ctx.model.tol(ctx.cfg, ctx.global_scale);
+    let numeric = match ctx.cfg.richardson {
+        Richardson::Always => {
+            let samples = mapper.map(layer, ctx.inputs, ctx.r, n, &|p, i| p.sample(tref, i, h))?;
+            let scale = tensor_scale(samples.iter().map(|s| s.half_central()));
+            let mut numeric: Vec<Numeric> = samples
+                .iter()
+                .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
+                .collect();
+            refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, i, h| {
+                p.sample(tref, i, h)
+            })?;
+            numeric
+        }
+        Richardson::OnDemand => {
+            let outer = mapper.map(layer, ctx.inputs, ctx.r, n, &|p, i| {
+                p.sample_outer(tref, i, h)
+            })?;
+            let scale = tensor_scale(outer.iter().map(|s| s.central()));
+            let settled: Vec<Option<Numeric>> = outer
+                .iter()
+                .zip(&a)
+                .map(|(s, &a)| s.screen(ctx.l0, ctx.labs, scale, a, &tol))
+                .collect();
+            let todo: Vec<usize> = (0..n).filter(|&i| settled[i].is_none()).collect();
+            let rest = mapper.map(layer, ctx.inputs, ctx.r, todo.len(), &|p, j| {
+                p.complete(tref, todo[j], h, outer[todo[j]])
+            })?;
+            // `todo` lists the unsettled elements in order, as `rest` does.
+            let mut rest = rest.iter();
+            let mut numeric: Vec<Numeric> = settled
+                .into_iter()
+                .map(|s| {
+                    s.unwrap_or_else(|| {
+                        rest.next()
+                            .expect("one completed sample per unsettled element")
+                            .analyse(ctx.l0, ctx.labs, scale)
+                    })
+                })
+                .collect();
+            refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, i, h| {
+                p.sample(tref, i, h)
+            })?;
+            numeric
+        }
+    };
     let outcomes: Vec<Outcome> = a
         .iter()
         .zip(&numeric)

@@ -9,9 +9,10 @@
 //! disagrees, or more kinks than allowed, returns `None` so the caller runs
 //! the full check on this tensor to find the wrong elements.
 
+use super::config::Richardson;
 use super::diagnose::Diagnosis;
 use super::engine::{Ctx, Mapper, TensorSpec, assemble, refine_kinks};
-use super::numeric::{Numeric, Outcome, TensorRef, compare};
+use super::numeric::{Numeric, Outcome, TensorRef, Tol, compare};
 use super::report::{CheckedMode, TensorReport};
 use crate::error::Result;
 use crate::layer::Layer;
@@ -63,9 +64,6 @@ pub(crate) fn check_tensor_fast<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         },
     };
     let (tref, h) = (spec.tref, ctx.cfg.h);
-    let samples = mapper.map(layer, ctx.inputs, ctx.r, k, &|p, j| {
-        p.sample_along(tref, &base, &dirs[j], h)
-    })?;
     let mut a = Vec::with_capacity(k);
     let mut l1 = Vec::with_capacity(k);
     let mut v1 = Vec::with_capacity(k);
@@ -79,16 +77,10 @@ pub(crate) fn check_tensor_fast<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         l1.push(abs);
         v1.push(v.iter().map(|x| x.abs()).sum::<f64>());
     }
-    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let mut numeric: Vec<Numeric> = samples
-        .iter()
-        .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
-        .collect();
-    refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, j, h| {
-        p.sample_along(tref, &base, &dirs[j], h)
-    })?;
     let n = analytic.len() as f64;
-    let outcomes: Vec<Outcome> = (0..k)
+    // Per direction: `atol · ‖v‖₁` (each element may carry `atol`) plus the
+    // round-off of the inner product.
+    let tols: Vec<Tol> = (0..k)
         .map(|j| {
             let mut tol = ctx.model.tol(ctx.cfg, ctx.global_scale);
             tol.atol = tol.atol * v1[j] + 4.0 * n * f64::EPSILON * l1[j];
@@ -97,8 +89,48 @@ pub(crate) fn check_tensor_fast<L: Layer<f64> + ?Sized, M: Mapper<L>>(
             } else {
                 0.0
             };
-            compare(a[j], &numeric[j], &tol)
+            tol
         })
+        .collect();
+    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let mut numeric: Vec<Numeric> = match ctx.cfg.richardson {
+        Richardson::Always => mapper
+            .map(layer, ctx.inputs, ctx.r, k, &|p, j| {
+                p.sample_along(tref, &base, &dirs[j], h)
+            })?
+            .iter()
+            .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
+            .collect(),
+        Richardson::OnDemand => {
+            let outer = mapper.map(layer, ctx.inputs, ctx.r, k, &|p, j| {
+                p.sample_along_outer(tref, &base, &dirs[j], h)
+            })?;
+            let settled: Vec<Option<Numeric>> = (0..k)
+                .map(|j| outer[j].screen(ctx.l0, ctx.labs, scale, a[j], &tols[j]))
+                .collect();
+            let todo: Vec<usize> = (0..k).filter(|&j| settled[j].is_none()).collect();
+            let rest = mapper.map(layer, ctx.inputs, ctx.r, todo.len(), &|p, i| {
+                p.complete_along(tref, &base, &dirs[todo[i]], h, outer[todo[i]])
+            })?;
+            // `todo` lists the unsettled directions in order, as `rest` does.
+            let mut rest = rest.iter();
+            settled
+                .into_iter()
+                .map(|s| {
+                    s.unwrap_or_else(|| {
+                        rest.next()
+                            .expect("one completed sample per unsettled direction")
+                            .analyse(ctx.l0, ctx.labs, scale)
+                    })
+                })
+                .collect()
+        }
+    };
+    refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, j, h| {
+        p.sample_along(tref, &base, &dirs[j], h)
+    })?;
+    let outcomes: Vec<Outcome> = (0..k)
+        .map(|j| compare(a[j], &numeric[j], &tols[j]))
         .collect();
     let report = assemble(
         spec,

@@ -52,7 +52,7 @@ pub mod numeric;
 pub mod report;
 pub mod suite;
 
-pub use config::{CheckConfig, Invariant, KinkHandling, Mode};
+pub use config::{CheckConfig, Invariant, KinkHandling, Mode, Richardson};
 pub use diagnose::Diagnosis;
 pub use f32::{check_f32, check_f32_parallel};
 pub use report::{CheckedMode, ContractResult, ElementReport, Report, TensorKind, TensorReport};

@@ -11,6 +11,10 @@
 //!   `(N, 1, 28, 28)` image batch works with `in = 784`) and gives
 //!   `Y (N, out)`; `dX` comes back in the original shape `(N, ...)`.
 //!
+//! Forward in f64 on at most 8 rows (the gradient checker's batches) runs a
+//! small-batch kernel that reads `W` in place ([`small_gemm`]); otherwise
+//! `dot` (matrixmultiply).
+//!
 //! Fixes over the tutorial: the constructor takes `b` (the tutorial's
 //! `self.b = B` read a global), `dX` is reshaped back (the tutorial's
 //! `dx.reshpae(...)` was a typo), and `db` is stored (the tutorial set
@@ -25,7 +29,7 @@
 //! # Ok::<(), gradverify::Error>(())
 //! ```
 
-use super::{expect_dout_shape, expect_inputs};
+use super::{expect_dout_shape, expect_inputs, small_gemm};
 use crate::error::{Error, Result, Shape};
 use crate::float::Float;
 use crate::layer::{Layer, Param};
@@ -181,6 +185,32 @@ fn reshape<F: Float>(a: Array2<F>, shape: &[usize]) -> ArrayD<F> {
         .expect("same element count, standard layout")
 }
 
+/// `x · w + b` by the small-batch f64 kernel ([`small_gemm`]) when `F` is
+/// `f64`, `x` has at most [`small_gemm::MAX_ROWS`] rows, all three are
+/// contiguous and the CPU has the kernel's instructions; `None` otherwise.
+fn small_batch_f64<F: Float>(x: &Array2<F>, w: &Array2<F>, b: &Array1<F>) -> Option<Array2<F>> {
+    if std::any::TypeId::of::<F>() != std::any::TypeId::of::<f64>()
+        || x.nrows() > small_gemm::MAX_ROWS
+    {
+        return None;
+    }
+    let (n, k, m) = (x.nrows(), w.nrows(), w.ncols());
+    let as_f64 = |s: &[F]| -> &[f64] {
+        // SAFETY: `F` is `f64` (checked above), so the slice is one of f64.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f64>(), s.len()) }
+    };
+    let (xs, ws, bs) = (
+        as_f64(x.as_slice()?),
+        as_f64(w.as_slice()?),
+        as_f64(b.as_slice()?),
+    );
+    let mut y = Array2::<F>::zeros((n, m));
+    let ys = y.as_slice_mut().expect("a fresh array is contiguous");
+    // SAFETY: as above, for the output.
+    let ys = unsafe { std::slice::from_raw_parts_mut(ys.as_mut_ptr().cast::<f64>(), ys.len()) };
+    small_gemm::affine_small(xs, ws, bs, (n, k, m), ys).then_some(y)
+}
+
 impl<F: Float> Layer<F> for Affine<F> {
     fn name(&self) -> String {
         "Affine".into()
@@ -195,7 +225,10 @@ impl<F: Float> Layer<F> for Affine<F> {
         self.cache = None;
         expect_inputs(OP, inputs, 1)?;
         let x = self.flatten(OP, &inputs[0])?;
-        let y = x.dot(&self.w) + &self.b;
+        let y = match small_batch_f64(&x, &self.w, &self.b) {
+            Some(y) => y,
+            None => x.dot(&self.w) + &self.b,
+        };
         let out_shape = if inputs[0].ndim() == 1 {
             vec![self.w.ncols()]
         } else {
