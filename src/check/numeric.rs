@@ -25,7 +25,7 @@
 //!
 //! With [`Richardson::OnDemand`](super::config::Richardson::OnDemand) (the
 //! default) the outer pair `x ± h` is evaluated first and
-//! [`Sample::screen`] settles the elements it already decides; only the
+//! `Sample::screen` settles the elements it already decides; only the
 //! others get the inner pair and the analysis above.
 //!
 //! Steps are the exact distances `(x + h) − x` and `x − (x − h)` in floating

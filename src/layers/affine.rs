@@ -12,7 +12,7 @@
 //!   `Y (N, out)`; `dX` comes back in the original shape `(N, ...)`.
 //!
 //! Forward in f64 on at most 8 rows (the gradient checker's batches) runs a
-//! small-batch kernel that reads `W` in place ([`small_gemm`]); otherwise
+//! small-batch kernel that reads `W` in place (module `small_gemm`); otherwise
 //! `dot` (matrixmultiply).
 //!
 //! Fixes over the tutorial: the constructor takes `b` (the tutorial's
