@@ -9,6 +9,7 @@
 //! the optimizers work on it unchanged; [`Layer::set_training`] switches its
 //! Dropout and BatchNormalization layers between training and evaluation.
 
+pub(crate) mod chain;
 pub mod convnet;
 pub mod mlp_bn;
 
