@@ -21,6 +21,8 @@ pub mod softmax_with_loss;
 pub mod softplus;
 pub mod tanh;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod worked;
 
 pub use add::Add;
