@@ -3,7 +3,7 @@
 //! shapes and diagnosed where a pattern applies. Every buggy layer has a
 //! correct control run on the same case, so a catch is due to the bug.
 
-use crate::check_common::cases;
+use crate::check_common::{cases, param};
 use gradverify::check::{CheckConfig, Diagnosis, Report, check};
 use gradverify::strategies::{self, array, classification, same_shape_pair};
 use gradverify::{Error, Layer, Mul, Param, Result, Sigmoid, SoftmaxWithLoss};
@@ -261,16 +261,8 @@ impl Layer<f64> for BuggyAffine {
     }
     fn params(&mut self) -> Vec<Param<'_, f64>> {
         vec![
-            Param {
-                name: "W".into(),
-                value: self.w.view_mut().into_dyn(),
-                grad: self.dw.as_ref().map(|g| g.view().into_dyn()),
-            },
-            Param {
-                name: "b".into(),
-                value: self.b.view_mut().into_dyn(),
-                grad: self.db.as_ref().map(|g| g.view().into_dyn()),
-            },
+            param("W", &mut self.w, self.dw.as_ref()),
+            param("b", &mut self.b, self.db.as_ref()),
         ]
     }
 }
