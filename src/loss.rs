@@ -138,6 +138,28 @@ pub fn promote_labels<'a, F: Float>(t: ArrayViewD<'a, F>, classes: usize) -> Arr
     }
 }
 
+/// Scores `y` (`(N, C)`, or a single sample `(C,)` promoted to a batch of 1)
+/// as a batch, with the class index of each row from labels `t` (class
+/// indices or one-hot; a single sample's labels are promoted with it, see
+/// [`promote_labels`]).
+///
+/// **Errors** as [`as_batch`], then as [`class_indices`].
+pub(crate) fn labelled_batch<'a, F: Float>(
+    op: &str,
+    y: ArrayViewD<'a, F>,
+    t: ArrayViewD<'_, F>,
+) -> Result<(ArrayView2<'a, F>, Vec<usize>)> {
+    let t = if y.ndim() == 1 {
+        promote_labels(t, y.len())
+    } else {
+        t
+    };
+    let y2 = as_batch(op, y)?;
+    let (n, c) = y2.dim();
+    let labels = class_indices(op, t, n, c)?;
+    Ok((y2, labels))
+}
+
 /// Views `x` as a batch `(N, C)`: 2-D as is, 1-D `(C,)` as `(1, C)`.
 ///
 /// **Errors** with [`Error::BadShape`] for other ranks and
@@ -215,15 +237,8 @@ pub fn softmax<F: Float>(x: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
 /// **Errors** as [`class_indices`], plus [`Error::BadShape`] for a `y` that
 /// is not 1-D or 2-D and [`Error::EmptyBatch`] for an empty `y`.
 pub fn cross_entropy_error<F: Float>(y: ArrayViewD<'_, F>, t: ArrayViewD<'_, F>) -> Result<F> {
-    const OP: &str = "cross_entropy_error";
-    let t = if y.ndim() == 1 {
-        promote_labels(t, y.len())
-    } else {
-        t
-    };
-    let y2 = as_batch(OP, y)?;
-    let (n, c) = y2.dim();
-    let labels = class_indices(OP, t, n, c)?;
+    let (y2, labels) = labelled_batch("cross_entropy_error", y, t)?;
+    let n = y2.nrows();
     let delta = F::of(CROSS_ENTROPY_DELTA);
     let total: F = labels
         .iter()

@@ -32,8 +32,9 @@
 use crate::error::{Error, Result, Shape};
 use crate::float::Float;
 use crate::layer::{Layer, Param};
-use crate::layers::{Affine, Relu, Sigmoid, SoftmaxWithLoss, expect_dout_shape, expect_inputs};
-use crate::loss::{as_batch, class_indices, promote_labels};
+use crate::layers::{Affine, Relu, Sigmoid, SoftmaxWithLoss};
+use crate::models::accuracy_of;
+use crate::models::chain::{self, Link};
 use ndarray::{Array1, Array2, ArrayD, ArrayViewD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -234,13 +235,7 @@ impl<F: Float> Mlp<F> {
     /// **Errors** as [`Affine`]'s forward (shape mismatch, empty batch).
     pub fn predict(&mut self, x: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
         self.ready = false;
-        let last = self.affines.len() - 1;
-        let mut h = self.affines[0].forward(&[x])?;
-        for i in 0..last {
-            h = self.acts[i].layer().forward(&[h.view()])?;
-            h = self.affines[i + 1].forward(&[h.view()])?;
-        }
-        Ok(h)
+        chain::forward_through(self.links(), x)
     }
 
     /// The mean softmax cross-entropy loss of `x` against labels `t`
@@ -257,30 +252,8 @@ impl<F: Float> Mlp<F> {
     ///
     /// **Errors** as [`Mlp::predict`] and for invalid labels.
     pub fn accuracy(&mut self, x: ArrayViewD<'_, F>, t: ArrayViewD<'_, F>) -> Result<f64> {
-        const OP: &str = "Mlp.accuracy";
         let logits = self.predict(x)?;
-        let t = if logits.ndim() == 1 {
-            promote_labels(t, logits.len())
-        } else {
-            t
-        };
-        let y = as_batch(OP, logits.view())?;
-        let labels = class_indices(OP, t, y.nrows(), y.ncols())?;
-        let correct = y
-            .outer_iter()
-            .zip(&labels)
-            .filter(|(row, k)| {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .fold((0, F::neg_infinity()), |(bi, bv), (i, &v)| {
-                        if v > bv { (i, v) } else { (bi, bv) }
-                    })
-                    .0;
-                best == **k
-            })
-            .count();
-        Ok(correct as f64 / labels.len() as f64)
+        accuracy_of("Mlp.accuracy", logits.view(), t)
     }
 
     /// Backpropagation: the gradient of [`Mlp::loss`] for every parameter,
@@ -305,6 +278,20 @@ impl<F: Float> Mlp<F> {
             })
             .collect())
     }
+
+    /// The layers in forward order, `Affine{i}` and the activation after it
+    /// numbered `i`.
+    fn links(&mut self) -> Vec<Link<'_, F>> {
+        let mut acts = self.acts.iter_mut();
+        let mut links: Vec<Link<'_, F>> = Vec::with_capacity(2 * self.affines.len());
+        for (i, a) in self.affines.iter_mut().enumerate() {
+            links.push((i + 1, a));
+            if let Some(act) = acts.next() {
+                links.push((i + 1, act.layer()));
+            }
+        }
+        links
+    }
 }
 
 impl<F: Float> Layer<F> for Mlp<F> {
@@ -321,41 +308,18 @@ impl<F: Float> Layer<F> for Mlp<F> {
     }
 
     fn forward(&mut self, inputs: &[ArrayViewD<'_, F>]) -> Result<ArrayD<F>> {
-        self.ready = false;
-        expect_inputs("Mlp.forward", inputs, 2)?;
-        let logits = self.predict(inputs[0].view())?;
-        let out = self.loss.forward(&[logits.view(), inputs[1].view()])?;
-        self.ready = true;
-        Ok(out)
+        let (x, t) = chain::split_inputs("Mlp.forward", inputs, &mut self.ready)?;
+        let logits = self.predict(x)?;
+        chain::loss_forward(&mut self.loss, &mut self.ready, logits, t)
     }
 
     fn backward(&mut self, dout: ArrayViewD<'_, F>) -> Result<Vec<ArrayD<F>>> {
-        const OP: &str = "Mlp.backward";
-        if !self.ready {
-            return Err(Error::BackwardBeforeForward { op: OP.into() });
-        }
-        expect_dout_shape(OP, &[], dout.shape())?;
-        let mut d = self.loss.backward(dout)?.remove(0);
-        let last = self.affines.len() - 1;
-        d = self.affines[last].backward(d.view())?.remove(0);
-        for i in (0..last).rev() {
-            d = self.acts[i].layer().backward(d.view())?.remove(0);
-            d = self.affines[i].backward(d.view())?.remove(0);
-        }
-        Ok(vec![d])
+        let d = chain::loss_backward("Mlp.backward", self.ready, &mut self.loss, dout)?;
+        Ok(vec![chain::backward_through(self.links(), d)?])
     }
 
     fn params(&mut self) -> Vec<Param<'_, F>> {
-        self.affines
-            .iter_mut()
-            .enumerate()
-            .flat_map(|(i, a)| {
-                a.params().into_iter().map(move |mut p| {
-                    p.name = format!("{}{}", p.name, i + 1);
-                    p
-                })
-            })
-            .collect()
+        chain::numbered_params(self.links())
     }
 }
 

@@ -1,5 +1,7 @@
 //! Helpers shared by the checker's integration tests.
 
+use gradverify::Param;
+use ndarray::{Array, Dimension};
 use proptest::test_runner::Config as ProptestConfig;
 
 /// A proptest config with `default` cases unless `PROPTEST_CASES` is set
@@ -10,6 +12,20 @@ pub fn cases(default: u32) -> ProptestConfig {
         c.cases = default;
     }
     c
+}
+
+/// The [`Param`] `name` over a test layer's own `value`, with the gradient
+/// `grad` of its last backward (`None` before any).
+pub fn param<'a, D: Dimension>(
+    name: &str,
+    value: &'a mut Array<f64, D>,
+    grad: Option<&'a Array<f64, D>>,
+) -> Param<'a, f64> {
+    Param {
+        name: name.into(),
+        value: value.view_mut().into_dyn(),
+        grad: grad.map(|g| g.view().into_dyn()),
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! shapes and diagnosed where a pattern applies. Every buggy layer has a
 //! correct control run on the same case, so a catch is due to the bug.
 
-use crate::check_common::cases;
+use crate::check_common::{cases, param};
 use gradverify::check::{CheckConfig, Diagnosis, Report, check};
 use gradverify::strategies::{self, array, classification, same_shape_pair};
 use gradverify::{Error, Layer, Mul, Param, Result, Sigmoid, SoftmaxWithLoss};
@@ -33,71 +33,51 @@ fn multi_element_array() -> impl Strategy<Value = ArrayD<f64>> {
 
 // ---------------------------------------------------------------- wrappers
 
-/// Sigmoid whose backward passes through `bug` (after the correct one).
+/// A layer whose backward passes its input gradients through `bug` (after
+/// the correct backward of `inner`).
 #[derive(Clone)]
-struct SigmoidWith {
-    inner: Sigmoid<f64>,
-    name: &'static str,
-    bug: fn(ArrayD<f64>) -> ArrayD<f64>,
-}
-
-impl Layer<f64> for SigmoidWith {
-    fn name(&self) -> String {
-        self.name.into()
-    }
-    fn num_inputs(&self) -> usize {
-        1
-    }
-    fn forward(&mut self, inputs: &[ArrayViewD<'_, f64>]) -> Result<ArrayD<f64>> {
-        self.inner.forward(inputs)
-    }
-    fn backward(&mut self, dout: ArrayViewD<'_, f64>) -> Result<Vec<ArrayD<f64>>> {
-        let g = self.inner.backward(dout)?.remove(0);
-        Ok(vec![(self.bug)(g)])
-    }
-}
-
-fn doubled_gradient_sigmoid() -> SigmoidWith {
-    SigmoidWith {
-        inner: Sigmoid::new(),
-        name: "DoubledGradientSigmoid",
-        bug: |g| g * 2.0,
-    }
-}
-
-fn one_element_off_sigmoid() -> SigmoidWith {
-    SigmoidWith {
-        inner: Sigmoid::new(),
-        name: "OneElementOffSigmoid",
-        bug: |mut g| {
-            if let Some(v) = g.iter_mut().next() {
-                *v *= 1.01;
-            }
-            g
-        },
-    }
-}
-
-/// Mul whose backward is bent by `bug`.
-#[derive(Clone)]
-struct MulWith {
-    inner: Mul<f64>,
+struct Bent<L> {
+    inner: L,
     name: &'static str,
     bug: fn(Vec<ArrayD<f64>>) -> Vec<ArrayD<f64>>,
 }
 
-impl Layer<f64> for MulWith {
+impl<L: Layer<f64>> Layer<f64> for Bent<L> {
     fn name(&self) -> String {
         self.name.into()
     }
     fn num_inputs(&self) -> usize {
-        2
+        self.inner.num_inputs()
     }
     fn forward(&mut self, inputs: &[ArrayViewD<'_, f64>]) -> Result<ArrayD<f64>> {
         self.inner.forward(inputs)
     }
     fn backward(&mut self, dout: ArrayViewD<'_, f64>) -> Result<Vec<ArrayD<f64>>> {
         Ok((self.bug)(self.inner.backward(dout)?))
+    }
+}
+
+fn doubled_gradient_sigmoid() -> Bent<Sigmoid<f64>> {
+    Bent {
+        inner: Sigmoid::new(),
+        name: "DoubledGradientSigmoid",
+        bug: |mut g| {
+            g[0] *= 2.0;
+            g
+        },
+    }
+}
+
+fn one_element_off_sigmoid() -> Bent<Sigmoid<f64>> {
+    Bent {
+        inner: Sigmoid::new(),
+        name: "OneElementOffSigmoid",
+        bug: |mut g| {
+            if let Some(v) = g[0].iter_mut().next() {
+                *v *= 1.01;
+            }
+            g
+        },
     }
 }
 
@@ -281,16 +261,8 @@ impl Layer<f64> for BuggyAffine {
     }
     fn params(&mut self) -> Vec<Param<'_, f64>> {
         vec![
-            Param {
-                name: "W".into(),
-                value: self.w.view_mut().into_dyn(),
-                grad: self.dw.as_ref().map(|g| g.view().into_dyn()),
-            },
-            Param {
-                name: "b".into(),
-                value: self.b.view_mut().into_dyn(),
-                grad: self.db.as_ref().map(|g| g.view().into_dyn()),
-            },
+            param("W", &mut self.w, self.dw.as_ref()),
+            param("b", &mut self.b, self.db.as_ref()),
         ]
     }
 }
@@ -345,7 +317,7 @@ proptest! {
     #[test]
     fn sign_flip_is_caught_and_diagnosed((x, y) in same_shape_pair()
         .prop_filter("at least 2 elements", |(x, _)| x.len() >= 2)) {
-        let mut neg = MulWith { inner: Mul::new(), name: "NegatedMul", bug: |g| g.into_iter().map(|g| -g).collect() };
+        let mut neg = Bent { inner: Mul::new(), name: "NegatedMul", bug: |g| g.into_iter().map(|g| -g).collect() };
         let inputs = [x, y];
         let r = run(&mut neg, &inputs);
         prop_assert!(!r.passed);
@@ -388,7 +360,7 @@ proptest! {
 
     #[test]
     fn mul_with_swapped_gradients_is_caught((x, y) in same_shape_pair()) {
-        let mut swapped = MulWith { inner: Mul::new(), name: "SwappedMul", bug: |mut g| { g.swap(0, 1); g } };
+        let mut swapped = Bent { inner: Mul::new(), name: "SwappedMul", bug: |mut g| { g.swap(0, 1); g } };
         let r = run(&mut swapped, &[x, y]);
         prop_assert!(!r.tensor("input 0").unwrap().passed, "{}", r);
         prop_assert!(!r.tensor("input 1").unwrap().passed, "{}", r);

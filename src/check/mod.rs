@@ -98,28 +98,19 @@ pub fn check_parallel<L: Layer<f64> + Clone + Send>(
     inputs: &[ArrayD<f64>],
     config: &CheckConfig,
 ) -> Result<Report> {
-    let phase = analytic_phase(layer, inputs, config)?;
-    if config.parallel {
-        numeric_phase(
-            layer,
-            &mut Parallel,
-            inputs.to_vec(),
-            phase,
-            config,
-            TolModel::F64,
-            "f64",
-        )
-    } else {
-        numeric_phase(
-            layer,
-            &mut Serial,
-            inputs.to_vec(),
-            phase,
-            config,
-            TolModel::F64,
-            "f64",
-        )
+    if !config.parallel {
+        return check(layer, inputs, config);
     }
+    let phase = analytic_phase(layer, inputs, config)?;
+    numeric_phase(
+        layer,
+        &mut Parallel,
+        inputs.to_vec(),
+        phase,
+        config,
+        TolModel::F64,
+        "f64",
+    )
 }
 
 /// Runs [`check`] and returns the passing report.

@@ -213,23 +213,7 @@ fn decode(bytes: Cow<'_, [u8]>, kind: Kind, file: &str) -> Result<(Vec<u32>, Vec
     let hl = kind.header_len();
     let (dims, expected) = parse_header(&bytes[..bytes.len().min(hl)], kind, file)?;
     let got = (bytes.len() - hl) as u64;
-    if got < expected {
-        return Err(DataError::Truncated {
-            file: file.to_string(),
-            got,
-            expected,
-            dims,
-        });
-    }
-    if got > expected {
-        return Err(DataError::TrailingBytes {
-            file: file.to_string(),
-            extra: got - expected,
-            at_least: false,
-            expected,
-            dims,
-        });
-    }
+    let dims = expect_payload_len(file, dims, got, expected, || (got - expected, false))?;
     let payload = match bytes {
         Cow::Owned(mut v) => {
             v.drain(..hl);
@@ -257,21 +241,31 @@ fn decode_gzip(bytes: &[u8], kind: Kind, file: &str) -> Result<(Vec<u32>, Vec<u8
         .read_to_end(&mut payload)
         .map_err(corrupt)?;
     let got = payload.len() as u64;
-    if got > expected {
-        drop(payload);
+    let dims = expect_payload_len(file, dims, got, expected, || {
+        // Free the payload before counting what follows it.
+        payload = Vec::new();
         let more = io::copy(&mut (&mut dec).take(TRAILING_COUNT_LIMIT), &mut io::sink());
-        let (extra, at_least) = match more {
+        match more {
             Ok(m) => (1 + m, m == TRAILING_COUNT_LIMIT),
             Err(_) => (1, true),
-        };
-        return Err(DataError::TrailingBytes {
-            file: file.to_string(),
-            extra,
-            at_least,
-            expected,
-            dims,
-        });
-    }
+        }
+    })?;
+    Ok((dims, payload))
+}
+
+/// `dims` back if the payload has the `expected` length its header
+/// declares.
+///
+/// **Errors** with [`DataError::Truncated`] if it has fewer bytes, and with
+/// [`DataError::TrailingBytes`] if it has more, counted by `trailing` as
+/// `(extra, at_least)`.
+fn expect_payload_len(
+    file: &str,
+    dims: Vec<u32>,
+    got: u64,
+    expected: u64,
+    trailing: impl FnOnce() -> (u64, bool),
+) -> Result<Vec<u32>, DataError> {
     if got < expected {
         return Err(DataError::Truncated {
             file: file.to_string(),
@@ -280,7 +274,17 @@ fn decode_gzip(bytes: &[u8], kind: Kind, file: &str) -> Result<(Vec<u32>, Vec<u8
             dims,
         });
     }
-    Ok((dims, payload))
+    if got > expected {
+        let (extra, at_least) = trailing();
+        return Err(DataError::TrailingBytes {
+            file: file.to_string(),
+            extra,
+            at_least,
+            expected,
+            dims,
+        });
+    }
+    Ok(dims)
 }
 
 fn images_from(bytes: Cow<'_, [u8]>, file: &str) -> Result<Images> {

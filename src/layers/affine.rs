@@ -269,16 +269,8 @@ impl<F: Float> Layer<F> for Affine<F> {
 
     fn params(&mut self) -> Vec<Param<'_, F>> {
         vec![
-            Param {
-                name: "W".into(),
-                value: self.w.view_mut().into_dyn(),
-                grad: self.dw.as_ref().map(|g| g.view().into_dyn()),
-            },
-            Param {
-                name: "b".into(),
-                value: self.b.view_mut().into_dyn(),
-                grad: self.db.as_ref().map(|g| g.view().into_dyn()),
-            },
+            super::param("W", &mut self.w, self.dw.as_ref()),
+            super::param("b", &mut self.b, self.db.as_ref()),
         ]
     }
 }

@@ -326,16 +326,8 @@ impl<F: Float> Layer<F> for BatchNormalization<F> {
 
     fn params(&mut self) -> Vec<Param<'_, F>> {
         vec![
-            Param {
-                name: "gamma".into(),
-                value: self.gamma.view_mut().into_dyn(),
-                grad: self.dgamma.as_ref().map(|g| g.view().into_dyn()),
-            },
-            Param {
-                name: "beta".into(),
-                value: self.beta.view_mut().into_dyn(),
-                grad: self.dbeta.as_ref().map(|g| g.view().into_dyn()),
-            },
+            super::param("gamma", &mut self.gamma, self.dgamma.as_ref()),
+            super::param("beta", &mut self.beta, self.dbeta.as_ref()),
         ]
     }
 

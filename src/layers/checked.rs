@@ -6,7 +6,10 @@
 
 use super::batch_norm::buggy::BatchNormConstantStats;
 use super::numeric::spread;
-use super::props::{any_shape, array_of, config, image_shape, well_conditioned, window_for};
+use super::test_support::{
+    any_shape, array_of, batch_norm_case, batch_norm_in_mode, channel_batch_norm, config,
+    frozen_dropout, image_and_window, well_conditioned_images,
+};
 use super::*;
 use crate::check::{CheckConfig, Report, check};
 use crate::layer::Layer;
@@ -22,18 +25,6 @@ fn run(layer: &mut dyn Layer<f64>, inputs: &[ArrayD<f64>]) -> Report {
 fn assert_passes(layer: &mut dyn Layer<f64>, inputs: &[ArrayD<f64>]) {
     let r = run(layer, inputs);
     assert!(r.passed, "{r}");
-}
-
-/// An image batch and a window for it (see [`window_for`]).
-fn image_and_window(
-    pad_below_kernel: bool,
-) -> impl Strategy<Value = (ArrayD<f64>, (usize, usize, usize, usize))> {
-    image_shape().prop_flat_map(move |s| {
-        (
-            array_of(s.to_vec()),
-            window_for(s[2], s[3], pad_below_kernel),
-        )
-    })
 }
 
 /// `x` with one exact kink of LeakyRelu (its first element set to 0), if
@@ -88,40 +79,22 @@ proptest! {
         seed in any::<u64>(),
         training in any::<bool>(),
     ) {
-        let mut d = Dropout::new(p, seed).unwrap();
-        d.set_training(training);
-        d.forward(&[x.view()]).unwrap();
-        d.freeze_mask(true);
-        assert_passes(&mut d, &[x]);
+        assert_passes(&mut frozen_dropout(&x, p, seed, training), &[x]);
     }
 
     #[test]
     fn batch_norm_passes_the_checker(
-        (x, gamma, beta) in (2usize..=6, 1usize..=4)
-            .prop_flat_map(|(n, d)| (array_of(vec![n, d]), array_of(vec![d]), array_of(vec![d])))
-            .prop_filter("well-conditioned batch statistics", |(x, _, _)| well_conditioned(x)),
+        (x, gamma, beta) in batch_norm_case(2),
         training in any::<bool>(),
     ) {
-        let gamma: Array1<f64> = gamma.into_dimensionality().unwrap();
-        let beta: Array1<f64> = beta.into_dimensionality().unwrap();
-        let mut bn = BatchNormalization::with_params(gamma, beta).unwrap();
-        if !training {
-            bn.forward(&[x.view()]).unwrap();
-            bn.set_training(false);
-        }
-        assert_passes(&mut bn, &[x]);
+        assert_passes(&mut batch_norm_in_mode(gamma, beta, &x, training), &[x]);
     }
 
     #[test]
     fn per_channel_batch_norm_passes_the_checker(
-        x in image_shape()
-            .prop_flat_map(|s| array_of(s.to_vec()))
-            .prop_filter("well-conditioned batch statistics", well_conditioned),
+        x in well_conditioned_images(),
     ) {
-        let c = x.shape()[1];
-        let gamma = Array1::from_shape_fn(c, |i| 0.5 + 0.4 * i as f64);
-        let mut bn = BatchNormalization::with_params(gamma, Array1::zeros(c)).unwrap();
-        assert_passes(&mut bn, &[x]);
+        assert_passes(&mut channel_batch_norm(&x), &[x]);
     }
 
     #[test]

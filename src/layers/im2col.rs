@@ -116,15 +116,17 @@ pub(crate) fn expect_nchw(op: &str, shape: &[usize]) -> Result<[usize; 4]> {
     }
 }
 
-/// The windows of `x (N, C, H, W)` as rows of `(N·OH·OW, C·FH·FW)`.
-///
-/// **Errors** as [`Window::output_size`].
-pub fn im2col<F: Float>(x: ArrayView4<'_, F>, win: &Window) -> Result<Array2<F>> {
-    let (n, c, h, w) = x.dim();
-    let (oh, ow) = win.output_size("im2col", x.shape(), h, w)?;
-    let cols = c * win.fh * win.fw;
-    let mut col = Array2::zeros((n * oh * ow, cols));
-    for (r, mut row) in col.outer_iter_mut().enumerate() {
+/// Calls `f(r, k, [n, c, iy, ix])` for every kernel tap that lands inside
+/// the `(N, C, H, W)` input (padding skipped): row `r` of the column matrix
+/// is window `(n, oy, ox)` of an `(OH, OW)` output, and column `k` the tap
+/// `(c, ky, kx)`, both in row-major order.
+fn for_each_tap(
+    [n, c, h, w]: [usize; 4],
+    (oh, ow): (usize, usize),
+    win: &Window,
+    mut f: impl FnMut(usize, usize, [usize; 4]),
+) {
+    for r in 0..n * oh * ow {
         let (ni, rest) = (r / (oh * ow), r % (oh * ow));
         let (oy, ox) = (rest / ow, rest % ow);
         for ci in 0..c {
@@ -134,12 +136,23 @@ pub fn im2col<F: Float>(x: ArrayView4<'_, F>, win: &Window) -> Result<Array2<F>>
                 };
                 for kx in 0..win.fw {
                     if let Some(ix) = win.source(ox, kx, w) {
-                        row[(ci * win.fh + ky) * win.fw + kx] = x[[ni, ci, iy, ix]];
+                        f(r, (ci * win.fh + ky) * win.fw + kx, [ni, ci, iy, ix]);
                     }
                 }
             }
         }
     }
+}
+
+/// The windows of `x (N, C, H, W)` as rows of `(N·OH·OW, C·FH·FW)`.
+///
+/// **Errors** as [`Window::output_size`].
+pub fn im2col<F: Float>(x: ArrayView4<'_, F>, win: &Window) -> Result<Array2<F>> {
+    let (n, c, h, w) = x.dim();
+    let (oh, ow) = win.output_size("im2col", x.shape(), h, w)?;
+    let cols = c * win.fh * win.fw;
+    let mut col = Array2::zeros((n * oh * ow, cols));
+    for_each_tap([n, c, h, w], (oh, ow), win, |r, k, at| col[[r, k]] = x[at]);
     Ok(col)
 }
 
@@ -168,22 +181,7 @@ pub fn col2im<F: Float>(
         });
     }
     let mut x = Array4::zeros((n, c, h, w));
-    for (r, row) in col.outer_iter().enumerate() {
-        let (ni, rest) = (r / (oh * ow), r % (oh * ow));
-        let (oy, ox) = (rest / ow, rest % ow);
-        for ci in 0..c {
-            for ky in 0..win.fh {
-                let Some(iy) = win.source(oy, ky, h) else {
-                    continue;
-                };
-                for kx in 0..win.fw {
-                    if let Some(ix) = win.source(ox, kx, w) {
-                        x[[ni, ci, iy, ix]] += row[(ci * win.fh + ky) * win.fw + kx];
-                    }
-                }
-            }
-        }
-    }
+    for_each_tap(x_shape, (oh, ow), win, |r, k, at| x[at] += col[[r, k]]);
     Ok(x)
 }
 

@@ -22,6 +22,8 @@ pub mod softmax_with_loss;
 pub mod softplus;
 pub mod tanh;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod worked;
 
 pub use add::Add;
@@ -39,7 +41,8 @@ pub use softplus::Softplus;
 pub use tanh::Tanh;
 
 use crate::error::{Error, Result, Shape};
-use ndarray::ArrayViewD;
+use crate::layer::Param;
+use ndarray::{Array, ArrayViewD, Dimension};
 
 /// Reshapes an owned array in row-major order whatever its memory layout.
 ///
@@ -54,6 +57,20 @@ pub(crate) fn reshape_c<A: Clone, D: ndarray::Dimension, E: ndarray::ShapeArg>(
         .into_owned()
         .into_shape_with_order(shape)
         .expect("same element count")
+}
+
+/// The [`Param`] `name` over a layer's own `value`, with the gradient `grad`
+/// of the last backward (`None` before any).
+pub(crate) fn param<'a, F, D: Dimension>(
+    name: &str,
+    value: &'a mut Array<F, D>,
+    grad: Option<&'a Array<F, D>>,
+) -> Param<'a, F> {
+    Param {
+        name: name.into(),
+        value: value.view_mut().into_dyn(),
+        grad: grad.map(|g| g.view().into_dyn()),
+    }
 }
 
 /// Returns an [`Error::InputCount`] unless exactly `expected` inputs were given.

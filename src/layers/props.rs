@@ -10,88 +10,14 @@
 //! cases is 24 per property unless `PROPTEST_CASES` says otherwise.
 
 use super::numeric::assert_gradients_ok;
+use super::test_support::{
+    any_shape, array_of, batch_norm_case, batch_norm_in_mode, channel_batch_norm, config,
+    frozen_dropout, image_and_window, well_conditioned_images,
+};
 use super::*;
 use crate::layer::Layer;
-use ndarray::{Array1, ArrayD, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
-
-/// The proptest config: `PROPTEST_CASES` cases, 24 by default.
-pub(crate) fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
-    ProptestConfig::with_cases(cases)
-}
-
-/// An array of the given shape with values in `[-2, 2]`.
-pub(crate) fn array_of(shape: Vec<usize>) -> impl Strategy<Value = ArrayD<f64>> {
-    let n: usize = shape.iter().product();
-    proptest::collection::vec(-2.0f64..2.0, n)
-        .prop_map(move |v| ArrayD::from_shape_vec(IxDyn(&shape), v).expect("length matches"))
-}
-
-/// Any shape of rank 1..=4 with 1..=64 elements.
-pub(crate) fn any_shape() -> impl Strategy<Value = Vec<usize>> {
-    (1usize..=4)
-        .prop_flat_map(|rank| proptest::collection::vec(1usize..=5, rank))
-        .prop_filter("at most 64 elements", |s| s.iter().product::<usize>() <= 64)
-}
-
-/// An image batch shape `(N, C, H, W)`: `N <= 2`, `C <= 3`, `H, W <= 8`.
-pub(crate) fn image_shape() -> impl Strategy<Value = [usize; 4]> {
-    (1usize..=2, 1usize..=3, 1usize..=8, 1usize..=8).prop_map(|(n, c, h, w)| [n, c, h, w])
-}
-
-/// A window `(FH, FW, stride, pad)` that fits an `(H, W)` image: kernel
-/// `<= 3` (and `<= ` the padded size), stride `1..=3`, pad `0..=2` (and
-/// `< FH, FW` when `pad_below_kernel`, as pooling requires).
-pub(crate) fn window_for(
-    h: usize,
-    w: usize,
-    pad_below_kernel: bool,
-) -> impl Strategy<Value = (usize, usize, usize, usize)> {
-    (0usize..=2).prop_flat_map(move |pad| {
-        let lo = if pad_below_kernel { pad + 1 } else { 1 };
-        let fh_max = 3.min(h + 2 * pad);
-        let fw_max = 3.min(w + 2 * pad);
-        if lo > fh_max || lo > fw_max {
-            // No window with this padding fits: fall back to 1x1, pad 0.
-            Just((1, 1, 1, 0)).boxed()
-        } else {
-            (lo..=fh_max, lo..=fw_max, 1usize..=3)
-                .prop_map(move |(fh, fw, s)| (fh, fw, s, pad))
-                .boxed()
-        }
-    })
-}
-
-/// Whether every feature (column of `(N, D)`, channel of `(N, C, H, W)`)
-/// either has a single sample or a batch variance of at least 0.05. With a
-/// variance near 0, `x̂ = (x − μ)/√(σ² + ε)` has derivatives of order
-/// `ε^{-3/2}` that central differences at `h = 1e-5` cannot follow; the
-/// checker proper estimates that error, this helper does not.
-pub(crate) fn well_conditioned(x: &ArrayD<f64>) -> bool {
-    let d = x.shape()[1];
-    (0..d).all(|j| {
-        let col = x.index_axis(ndarray::Axis(1), j);
-        let m = col.len() as f64;
-        let mean = col.sum() / m;
-        col.len() == 1 || col.mapv(|v| (v - mean) * (v - mean)).sum() / m >= 0.05
-    })
-}
-
-/// An image batch and a window for it.
-fn image_and_window(
-    pad_below_kernel: bool,
-) -> impl Strategy<Value = (ArrayD<f64>, (usize, usize, usize, usize))> {
-    image_shape().prop_flat_map(move |s| {
-        (
-            array_of(s.to_vec()),
-            window_for(s[2], s[3], pad_below_kernel),
-        )
-    })
-}
 
 proptest! {
     #![proptest_config(config())]
@@ -124,40 +50,24 @@ proptest! {
         seed in any::<u64>(),
         training in any::<bool>(),
     ) {
-        let mut d = Dropout::new(p, seed).unwrap();
-        d.set_training(training);
-        d.forward(&[x.view()]).unwrap();
-        d.freeze_mask(true);
+        let mut d = frozen_dropout(&x, p, seed, training);
         assert_gradients_ok(&mut d, &[x], 1e-8);
     }
 
     #[test]
     fn batch_norm_agrees_with_central_differences(
-        (x, gamma, beta) in (1usize..=6, 1usize..=4)
-            .prop_flat_map(|(n, d)| (array_of(vec![n, d]), array_of(vec![d]), array_of(vec![d])))
-            .prop_filter("well-conditioned batch statistics", |(x, _, _)| well_conditioned(x)),
+        (x, gamma, beta) in batch_norm_case(1),
         training in any::<bool>(),
     ) {
-        let gamma: Array1<f64> = gamma.into_dimensionality().unwrap();
-        let beta: Array1<f64> = beta.into_dimensionality().unwrap();
-        let mut bn = BatchNormalization::with_params(gamma, beta).unwrap();
-        if !training {
-            bn.forward(&[x.view()]).unwrap();
-            bn.set_training(false);
-        }
+        let mut bn = batch_norm_in_mode(gamma, beta, &x, training);
         assert_gradients_ok(&mut bn, &[x], 1e-6);
     }
 
     #[test]
     fn per_channel_batch_norm_agrees_with_central_differences(
-        x in image_shape()
-            .prop_flat_map(|s| array_of(s.to_vec()))
-            .prop_filter("well-conditioned batch statistics", well_conditioned),
+        x in well_conditioned_images(),
     ) {
-        let c = x.shape()[1];
-        let gamma = Array1::from_shape_fn(c, |i| 0.5 + 0.4 * i as f64);
-        let mut bn = BatchNormalization::with_params(gamma, Array1::zeros(c)).unwrap();
-        assert_gradients_ok(&mut bn, &[x], 1e-6);
+        assert_gradients_ok(&mut channel_batch_norm(&x), &[x], 1e-6);
     }
 
     #[test]

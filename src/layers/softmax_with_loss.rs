@@ -27,7 +27,7 @@ use super::{expect_dout_shape, expect_inputs};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layer::Layer;
-use crate::loss::{as_batch, class_indices, promote_labels, softmax_rows};
+use crate::loss::{labelled_batch, softmax_rows};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 /// What forward keeps for backward.
@@ -80,15 +80,8 @@ impl<F: Float> Layer<F> for SoftmaxWithLoss<F> {
         const OP: &str = "SoftmaxWithLoss.forward";
         self.cache = None;
         expect_inputs(OP, inputs, 2)?;
-        let x = inputs[0].view();
-        let t = if x.ndim() == 1 {
-            promote_labels(inputs[1].view(), x.len())
-        } else {
-            inputs[1].view()
-        };
-        let x2 = as_batch(OP, x)?;
-        let (n, c) = x2.dim();
-        let labels = class_indices(OP, t, n, c)?;
+        let (x2, labels) = labelled_batch(OP, inputs[0].view(), inputs[1].view())?;
+        let n = x2.nrows();
         let (y, max, log_sum) = softmax_rows(x2);
         // `(m - x_k) + ln s` rather than `(m + ln s) - x_k`: with huge equal
         // logits (f32 [1e30, 1e30]) the latter rounds `m + ln 2` to `m` and

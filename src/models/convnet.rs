@@ -16,13 +16,12 @@
 //! gives it), reshaped to the configured image shape; the input gradient
 //! comes back in `x`'s own shape.
 
+use super::chain::{self, Link};
 use super::{Classifier, accuracy_of, normal};
 use crate::error::{Error, Result, Shape};
 use crate::float::Float;
 use crate::layer::{Layer, Param};
-use crate::layers::{
-    Affine, Convolution, MaxPooling, Relu, SoftmaxWithLoss, expect_dout_shape, expect_inputs,
-};
+use crate::layers::{Affine, Convolution, MaxPooling, Relu, SoftmaxWithLoss};
 use ndarray::{Array1, ArrayD, ArrayViewD, IxDyn};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -197,12 +196,21 @@ impl<F: Float> ConvNet<F> {
         self.ready = false;
         let x4 = self.as_images(x.view())?;
         self.x_shape = x.shape().to_vec();
-        let mut h = self.conv.forward(&[x4.view()])?;
-        h = self.relu1.forward(&[h.view()])?;
-        h = self.pool.forward(&[h.view()])?;
-        h = self.fc1.forward(&[h.view()])?;
-        h = self.relu2.forward(&[h.view()])?;
-        self.fc2.forward(&[h.view()])
+        chain::forward_through(self.links(), x4.view())
+    }
+
+    /// The layers in forward order: the convolution numbered 1, the hidden
+    /// Affine 2, the output Affine 3 (and each ReLU and the pooling as the
+    /// layer before them).
+    fn links(&mut self) -> Vec<Link<'_, F>> {
+        vec![
+            (1, &mut self.conv),
+            (1, &mut self.relu1),
+            (1, &mut self.pool),
+            (2, &mut self.fc1),
+            (2, &mut self.relu2),
+            (3, &mut self.fc2),
+        ]
     }
 }
 
@@ -220,41 +228,19 @@ impl<F: Float> Layer<F> for ConvNet<F> {
     }
 
     fn forward(&mut self, inputs: &[ArrayViewD<'_, F>]) -> Result<ArrayD<F>> {
-        self.ready = false;
-        expect_inputs("ConvNet.forward", inputs, 2)?;
-        let logits = self.predict(inputs[0].view())?;
-        let out = self.loss.forward(&[logits.view(), inputs[1].view()])?;
-        self.ready = true;
-        Ok(out)
+        let (x, t) = chain::split_inputs("ConvNet.forward", inputs, &mut self.ready)?;
+        let logits = self.predict(x)?;
+        chain::loss_forward(&mut self.loss, &mut self.ready, logits, t)
     }
 
     fn backward(&mut self, dout: ArrayViewD<'_, F>) -> Result<Vec<ArrayD<F>>> {
-        const OP: &str = "ConvNet.backward";
-        if !self.ready {
-            return Err(Error::BackwardBeforeForward { op: OP.into() });
-        }
-        expect_dout_shape(OP, &[], dout.shape())?;
-        let mut d = self.loss.backward(dout)?.remove(0);
-        d = self.fc2.backward(d.view())?.remove(0);
-        d = self.relu2.backward(d.view())?.remove(0);
-        d = self.fc1.backward(d.view())?.remove(0);
-        d = self.pool.backward(d.view())?.remove(0);
-        d = self.relu1.backward(d.view())?.remove(0);
-        d = self.conv.backward(d.view())?.remove(0);
-        let dx = crate::layers::reshape_c(d, IxDyn(&self.x_shape));
-        Ok(vec![dx])
+        let d = chain::loss_backward("ConvNet.backward", self.ready, &mut self.loss, dout)?;
+        let d = chain::backward_through(self.links(), d)?;
+        Ok(vec![crate::layers::reshape_c(d, IxDyn(&self.x_shape))])
     }
 
     fn params(&mut self) -> Vec<Param<'_, F>> {
-        let mut out = Vec::new();
-        let layers: [&mut dyn Layer<F>; 3] = [&mut self.conv, &mut self.fc1, &mut self.fc2];
-        for (i, l) in layers.into_iter().enumerate() {
-            for mut p in l.params() {
-                p.name = format!("{}{}", p.name, i + 1);
-                out.push(p);
-            }
-        }
-        out
+        chain::numbered_params(self.links())
     }
 }
 

@@ -21,13 +21,12 @@
 //! for [`crate::layers::SoftmaxWithLoss`]. Single unbatched samples are not
 //! accepted (BatchNorm needs a batch).
 
+use super::chain::{self, Link};
 use super::{Classifier, accuracy_of, in_eval_mode, normal};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layer::{Layer, Param};
-use crate::layers::{
-    Affine, BatchNormalization, Dropout, Relu, SoftmaxWithLoss, expect_dout_shape, expect_inputs,
-};
+use crate::layers::{Affine, BatchNormalization, Dropout, Relu, SoftmaxWithLoss};
 use crate::model::Activation;
 use ndarray::{Array1, ArrayD, ArrayViewD};
 use rand::rngs::StdRng;
@@ -143,17 +142,23 @@ impl<F: Float> MlpBn<F> {
     /// **Errors** as [`Affine`]'s and [`BatchNormalization`]'s forward.
     pub fn predict(&mut self, x: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
         self.ready = false;
-        let mut h = x.to_owned();
-        for (a, b) in self.affines.iter_mut().zip(&mut self.blocks) {
-            h = a.forward(&[h.view()])?;
-            h = b.bn.forward(&[h.view()])?;
-            h = b.relu.forward(&[h.view()])?;
-            h = b.dropout.forward(&[h.view()])?;
+        chain::forward_through(self.links(), x)
+    }
+
+    /// The layers in forward order, `Affine{i}` and the block after it
+    /// numbered `i`.
+    fn links(&mut self) -> Vec<Link<'_, F>> {
+        let mut blocks = self.blocks.iter_mut();
+        let mut links: Vec<Link<'_, F>> = Vec::with_capacity(4 * self.affines.len());
+        for (i, a) in self.affines.iter_mut().enumerate() {
+            links.push((i + 1, a));
+            if let Some(b) = blocks.next() {
+                links.push((i + 1, &mut b.bn));
+                links.push((i + 1, &mut b.relu));
+                links.push((i + 1, &mut b.dropout));
+            }
         }
-        self.affines
-            .last_mut()
-            .expect("at least one affine")
-            .forward(&[h.view()])
+        links
     }
 }
 
@@ -171,58 +176,23 @@ impl<F: Float> Layer<F> for MlpBn<F> {
     }
 
     fn forward(&mut self, inputs: &[ArrayViewD<'_, F>]) -> Result<ArrayD<F>> {
-        self.ready = false;
-        expect_inputs("MlpBn.forward", inputs, 2)?;
-        let logits = self.predict(inputs[0].view())?;
-        let out = self.loss.forward(&[logits.view(), inputs[1].view()])?;
-        self.ready = true;
-        Ok(out)
+        let (x, t) = chain::split_inputs("MlpBn.forward", inputs, &mut self.ready)?;
+        let logits = self.predict(x)?;
+        chain::loss_forward(&mut self.loss, &mut self.ready, logits, t)
     }
 
     fn backward(&mut self, dout: ArrayViewD<'_, F>) -> Result<Vec<ArrayD<F>>> {
-        const OP: &str = "MlpBn.backward";
-        if !self.ready {
-            return Err(Error::BackwardBeforeForward { op: OP.into() });
-        }
-        expect_dout_shape(OP, &[], dout.shape())?;
-        let mut d = self.loss.backward(dout)?.remove(0);
-        let last = self.affines.len() - 1;
-        d = self.affines[last].backward(d.view())?.remove(0);
-        for i in (0..last).rev() {
-            let b = &mut self.blocks[i];
-            d = b.dropout.backward(d.view())?.remove(0);
-            d = b.relu.backward(d.view())?.remove(0);
-            d = b.bn.backward(d.view())?.remove(0);
-            d = self.affines[i].backward(d.view())?.remove(0);
-        }
-        Ok(vec![d])
+        let d = chain::loss_backward("MlpBn.backward", self.ready, &mut self.loss, dout)?;
+        Ok(vec![chain::backward_through(self.links(), d)?])
     }
 
     fn params(&mut self) -> Vec<Param<'_, F>> {
-        let mut out = Vec::new();
-        let mut blocks = self.blocks.iter_mut();
-        for (i, a) in self.affines.iter_mut().enumerate() {
-            let n = i + 1;
-            for mut p in a.params() {
-                p.name = format!("{}{n}", p.name);
-                out.push(p);
-            }
-            if let Some(b) = blocks.next() {
-                for mut p in b.bn.params() {
-                    p.name = format!("{}{n}", p.name);
-                    out.push(p);
-                }
-            }
-        }
-        out
+        chain::numbered_params(self.links())
     }
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
-        for b in &mut self.blocks {
-            b.bn.set_training(training);
-            b.dropout.set_training(training);
-        }
+        chain::set_training(self.links(), training);
     }
 }
 

@@ -9,6 +9,7 @@
 //! the optimizers work on it unchanged; [`Layer::set_training`] switches its
 //! Dropout and BatchNormalization layers between training and evaluation.
 
+pub(crate) mod chain;
 pub mod convnet;
 pub mod mlp_bn;
 
@@ -18,7 +19,7 @@ pub use mlp_bn::MlpBn;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layer::Layer;
-use crate::loss::{as_batch, class_indices, promote_labels};
+use crate::loss::labelled_batch;
 use crate::model::{Activation, Mlp};
 use ndarray::{ArrayD, ArrayViewD};
 use rand::Rng;
@@ -76,13 +77,7 @@ pub(crate) fn accuracy_of<F: Float>(
     logits: ArrayViewD<'_, F>,
     t: ArrayViewD<'_, F>,
 ) -> Result<f64> {
-    let t = if logits.ndim() == 1 {
-        promote_labels(t, logits.len())
-    } else {
-        t
-    };
-    let y = as_batch(op, logits)?;
-    let labels = class_indices(op, t, y.nrows(), y.ncols())?;
+    let (y, labels) = labelled_batch(op, logits, t)?;
     let correct = y
         .outer_iter()
         .zip(&labels)

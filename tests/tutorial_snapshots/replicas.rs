@@ -8,6 +8,7 @@
 //! [`Error::UnknownParam`] naming that attribute, the closest of the crate's
 //! errors ("no parameter named \"dout\"").
 
+use crate::check_common::param;
 use gradverify::loss::cross_entropy_error;
 use gradverify::{Error, Layer, Param, Result, softmax};
 use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Axis, Ix2, Zip};
@@ -173,16 +174,8 @@ impl Layer<f64> for TutorialAffine {
     }
     fn params(&mut self) -> Vec<Param<'_, f64>> {
         vec![
-            Param {
-                name: "W".into(),
-                value: self.w.view_mut().into_dyn(),
-                grad: self.dw.as_ref().map(|g| g.view().into_dyn()),
-            },
-            Param {
-                name: "b".into(),
-                value: self.b.view_mut().into_dyn(),
-                grad: self.db.as_ref().map(|g| g.view().into_dyn()),
-            },
+            param("W", &mut self.w, self.dw.as_ref()),
+            param("b", &mut self.b, self.db.as_ref()),
         ]
     }
 }
