@@ -1,12 +1,13 @@
 //! Benchmarks of the gradient check of the tutorial's MLP 784-100-64-32-10
-//! on a batch of 3 (87,374 parameters): full mode (every element, 4
-//! evaluations each, both cores) and fast mode (4 random directions per
-//! tensor). Targets on the 2-core machine: full < 10 s, fast < 50 ms.
+//! on a batch of 3 (87,374 parameters): full mode (every element, both
+//! cores) with the second stencil on demand (the default) and always, and
+//! fast mode (4 random directions per tensor), with and without the
+//! contract checks. Targets on the 2-core machine: full < 5 s, fast < 5 ms.
 //!
 //! `cargo bench --bench check` (full mode takes ~10 samples of several
 //! seconds; `cargo bench --bench check -- fast` runs only the fast one).
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradverify::check::{CheckConfig, Mode, check_parallel};
+use gradverify::check::{CheckConfig, Mode, Richardson, check_parallel};
 use gradverify::{Activation, Mlp};
 use ndarray::{Array2, ArrayD, IxDyn};
 use std::hint::black_box;
@@ -27,22 +28,35 @@ fn bench(c: &mut Criterion) {
     group.warm_up_time(Duration::from_millis(500));
     let fast = CheckConfig::default().with_mode(Mode::Fast { directions: 4 });
     group.measurement_time(Duration::from_secs(2));
-    group.bench_function("fast", |b| {
-        b.iter(|| {
-            let r = check_parallel(&mut mlp, &inputs, &fast).expect("runs");
-            assert!(r.passed);
-            black_box(r)
-        })
-    });
+    for (name, cfg) in [
+        ("fast", fast.clone()),
+        ("fast_no_contracts", fast.with_contracts(false)),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let r = check_parallel(&mut mlp, &inputs, &cfg).expect("runs");
+                assert!(r.passed);
+                black_box(r)
+            })
+        });
+    }
     let full = CheckConfig::default().with_mode(Mode::Full);
     group.measurement_time(Duration::from_secs(60));
-    group.bench_function("full", |b| {
-        b.iter(|| {
-            let r = check_parallel(&mut mlp, &inputs, &full).expect("runs");
-            assert!(r.passed);
-            black_box(r)
-        })
-    });
+    for (name, cfg) in [
+        ("full", full.clone()),
+        (
+            "full_richardson_always",
+            full.with_richardson(Richardson::Always),
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let r = check_parallel(&mut mlp, &inputs, &cfg).expect("runs");
+                assert!(r.passed);
+                black_box(r)
+            })
+        });
+    }
     group.finish();
 }
 

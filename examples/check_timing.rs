@@ -52,7 +52,12 @@ fn main() -> gradverify::Result<()> {
         let report = check_parallel(&mut mlp, &inputs, &cfg)?;
         let secs = start.elapsed().as_secs_f64();
         println!("{report}");
-        println!("{name} mode: {secs:.3} s, passed: {}", report.passed);
+        let checked: usize = report.tensors.iter().map(|t| t.checked).sum();
+        let both: usize = report.tensors.iter().map(|t| t.both_stencils).sum();
+        println!(
+            "{name} mode: {secs:.3} s, passed: {}, {both} of {checked} elements/directions with both stencils",
+            report.passed
+        );
     }
     Ok(())
 }

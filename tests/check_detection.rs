@@ -402,3 +402,89 @@ fn the_issue_reference_sigmoid_bug_reads_well() {
     assert!(text.contains("c = 2.000000"), "{text}");
     assert!(text.contains("DoubledGradientSigmoid"), "{text}");
 }
+
+/// Per tensor: verdict, failing and kink counts, diagnosis.
+fn verdicts(r: &Report) -> Vec<(String, bool, usize, usize, Option<Diagnosis>)> {
+    r.tensors
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.passed,
+                t.failed,
+                t.at_kink,
+                t.diagnosis.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Checks `layer` with the second stencil on demand and always; asserts
+/// the same verdicts, and that on demand never evaluates more.
+fn same_verdicts_both_ways(
+    layer: &mut dyn Layer<f64>,
+    inputs: &[ArrayD<f64>],
+) -> std::result::Result<Report, TestCaseError> {
+    use gradverify::check::Richardson;
+    let cfg = CheckConfig::default();
+    let lazy = check(
+        layer,
+        inputs,
+        &cfg.clone().with_richardson(Richardson::OnDemand),
+    )
+    .expect("the check runs");
+    let always =
+        check(layer, inputs, &cfg.with_richardson(Richardson::Always)).expect("the check runs");
+    prop_assert_eq!(lazy.passed, always.passed, "{}\n{}", lazy, always);
+    prop_assert_eq!(verdicts(&lazy), verdicts(&always), "{}\n{}", lazy, always);
+    for (l, a) in lazy.tensors.iter().zip(&always.tensors) {
+        prop_assert_eq!(a.both_stencils, a.checked);
+        prop_assert!(l.both_stencils <= l.checked);
+        // Every failing or kinked element got the full analysis.
+        prop_assert!(l.both_stencils >= l.failed + l.at_kink, "{}", lazy);
+    }
+    Ok(lazy)
+}
+
+proptest! {
+    #![proptest_config(cases(12))]
+
+    #[test]
+    fn richardson_on_demand_gives_the_verdicts_of_always(
+        x in multi_element_array(),
+        (xa, w, b) in square_affine_case(),
+    ) {
+        same_verdicts_both_ways(&mut doubled_gradient_sigmoid(), std::slice::from_ref(&x))?;
+        same_verdicts_both_ways(&mut one_element_off_sigmoid(), std::slice::from_ref(&x))?;
+        let ok = same_verdicts_both_ways(&mut Sigmoid::new(), std::slice::from_ref(&x))?;
+        prop_assert!(ok.passed);
+        for bug in [AffineBug::None, AffineBug::TransposedDw, AffineBug::DbFirstRow] {
+            same_verdicts_both_ways(&mut affine(&w, &b, bug), std::slice::from_ref(&xa))?;
+        }
+        // ReLU with a third of its inputs exactly at the kink.
+        let kinked = x.mapv(|v| if (v * 7.0).fract().abs() < 0.33 { 0.0 } else { v });
+        same_verdicts_both_ways(&mut gradverify::Relu::new(), &[kinked])?;
+    }
+}
+
+#[test]
+fn richardson_on_demand_settles_almost_all_of_an_affine_with_the_outer_pair() {
+    let x = ArrayD::from_shape_fn(IxDyn(&[3, 20]), |i| {
+        ((i[0] * 7 + i[1] * 3) % 11) as f64 / 5.0 - 1.0
+    });
+    let w = ArrayD::from_shape_fn(IxDyn(&[20, 6]), |i| {
+        ((i[0] * 5 + i[1]) % 13) as f64 / 6.0 - 1.0
+    });
+    let b = ArrayD::from_shape_fn(IxDyn(&[6]), |i| i[0] as f64 / 4.0);
+    let r = run(&mut affine(&w, &b, AffineBug::None), &[x]);
+    assert!(r.passed, "{r}");
+    // Affine is linear in every element (`F(h) = B(h)` up to round-off):
+    // only elements whose gradient is so small that the loss's round-off
+    // bound exceeds a quarter of their tolerance need the second stencil.
+    let checked: usize = r.tensors.iter().map(|t| t.checked).sum();
+    let both: usize = r.tensors.iter().map(|t| t.both_stencils).sum();
+    assert!(
+        both * 20 <= checked,
+        "{both} of {checked} needed both stencils: {r}"
+    );
+}

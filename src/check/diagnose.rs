@@ -302,6 +302,7 @@ mod tests {
             hi: v,
             curv: 0.0,
             finite: true,
+            both_stencils: true,
         }
     }
 

@@ -346,6 +346,8 @@ pub(crate) struct Numeric {
     pub curv: f64,
     /// All evaluations were finite.
     pub finite: bool,
+    /// Both stencils were evaluated (false: settled by the outer pair).
+    pub both_stencils: bool,
 }
 
 /// Stage 1 of [`Richardson::OnDemand`](super::config::Richardson::OnDemand)
@@ -407,6 +409,7 @@ impl Sample {
             hi: f1.max(b1),
             curv: (f1 - b1).abs(),
             finite: true,
+            both_stencils: false,
         })
     }
 
@@ -447,6 +450,7 @@ impl Sample {
             hi,
             curv,
             finite,
+            both_stencils: true,
         }
     }
 }

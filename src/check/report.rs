@@ -99,6 +99,10 @@ pub struct TensorReport {
     pub at_kink: usize,
     /// Elements whose numeric value was flagged unreliable.
     pub unreliable: usize,
+    /// Elements (directions) evaluated with both stencils `x ± h` and
+    /// `x ± h/2`; the rest were settled by the outer pair alone (see
+    /// [`Richardson`](super::Richardson)).
+    pub both_stencils: usize,
     /// Elements outside tolerance.
     pub failed: usize,
     /// Elements with NaN/inf on either side.
