@@ -10,6 +10,8 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::model::Activation;
+use crate::models::ModelKind;
+use crate::optim::OptimizerKind;
 use crate::train::{Run, TrainConfig};
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -76,9 +78,17 @@ pub struct TrainArgs {
     /// Examples per SGD step.
     #[arg(long, default_value_t = 100, value_parser = at_least_one)]
     pub batch_size: usize,
-    /// The SGD learning rate.
-    #[arg(long, default_value_t = 0.1, value_parser = positive)]
-    pub lr: f64,
+    /// The learning rate [default: 0.1 with sgd, 0.001 with adam, 0.01 with
+    /// the other optimizers].
+    #[arg(long, value_parser = positive)]
+    pub lr: Option<f64>,
+    /// The model: the tutorial's MLP, the MLP with BatchNormalization and
+    /// Dropout, or the small ConvNet (needs square images, e.g. 28×28).
+    #[arg(long, default_value = "mlp")]
+    pub model: ModelKind,
+    /// The optimizer (mlp with sgd runs on the fast allocation-free engine).
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
     /// Hidden layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100,64,32", value_parser = at_least_one)]
     pub hidden: Vec<usize>,
@@ -115,16 +125,49 @@ impl TrainArgs {
         TrainConfig {
             epochs: self.epochs,
             batch_size: self.batch_size,
-            lr: self.lr,
+            lr: self.learning_rate(),
             hidden: self.hidden.clone(),
             activation: self.activation,
             seed: self.seed,
+            model: self.model,
+            optimizer: self.optimizer,
             out: self
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("runs").join(name)),
             quiet: self.quiet,
         }
+    }
+}
+
+impl TrainArgs {
+    /// `--lr`, or the optimizer's default: 0.1 for sgd (the reference run),
+    /// [`OptimizerKind::default_lr`] for the others.
+    pub fn learning_rate(&self) -> f64 {
+        self.lr.unwrap_or(match self.optimizer {
+            OptimizerKind::Sgd => 0.1,
+            k => k.default_lr(),
+        })
+    }
+}
+
+impl ValueEnum for ModelKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ModelKind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
+}
+
+impl ValueEnum for OptimizerKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &OptimizerKind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
     }
 }
 

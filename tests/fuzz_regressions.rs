@@ -16,6 +16,9 @@ mod check;
 #[path = "../fuzz/src/common.rs"]
 mod common;
 #[allow(dead_code)]
+#[path = "../fuzz/src/extra_layers.rs"]
+mod extra_layers;
+#[allow(dead_code)]
 #[path = "../fuzz/src/idx.rs"]
 mod idx;
 #[allow(dead_code)]
@@ -69,6 +72,13 @@ fn input(target: &str, name: &str) -> PathBuf {
 fn every_committed_layers_input_and_seed_passes() {
     let n = replay_dir(&root().join("tests/fuzz_inputs/layers"), layers::Case::run)
         + replay_dir(&root().join("fuzz/seeds/layers"), layers::Case::run);
+    // The layers target decodes every input a second time as an
+    // extra-layers case (issue 8's layers and models).
+    replay_dir(
+        &root().join("tests/fuzz_inputs/layers"),
+        extra_layers::Case::run,
+    );
+    replay_dir(&root().join("fuzz/seeds/layers"), extra_layers::Case::run);
     assert!(n >= 2, "expected committed layers inputs, found {n}");
 }
 
@@ -76,6 +86,15 @@ fn every_committed_layers_input_and_seed_passes() {
 fn every_committed_model_input_and_seed_passes() {
     let n = replay_dir(&root().join("tests/fuzz_inputs/model"), model::Case::run)
         + replay_dir(&root().join("fuzz/seeds/model"), model::Case::run);
+    // The model target decodes every input a second time; its MlpBn and
+    // ConvNet cases run.
+    let models = |c: &extra_layers::Case| {
+        if c.is_model() {
+            c.run()
+        }
+    };
+    replay_dir(&root().join("tests/fuzz_inputs/model"), models);
+    replay_dir(&root().join("fuzz/seeds/model"), models);
     assert!(n >= 2, "expected committed model inputs, found {n}");
 }
 
@@ -202,4 +221,24 @@ fn check_at_subnormal_input_is_not_a_silent_pass() {
         &input("check", "probe-subnormal-x-harness.bin"),
         check::Case::run,
     );
+}
+
+/// The hand-made extra-layers seeds decode to the layers they were written
+/// for (the encoder in `fuzz/seeds/make_seeds.py` mirrors the enum orders).
+#[test]
+fn extra_layer_seeds_decode_as_written() {
+    for (name, kind) in [
+        ("extra-batchnorm-train-nan", "layer = BatchNorm"),
+        ("extra-conv-stride-pad-f32", "layer = Conv"),
+        ("extra-maxpool-ties-and-empty", "layer = MaxPool"),
+        ("extra-dropout-frozen-inf", "layer = Dropout"),
+        ("extra-mlpbn-bad-labels", "layer = MlpBn"),
+        ("extra-convnet-flat-then-empty-f32", "layer = ConvNet"),
+    ] {
+        let bytes = std::fs::read(root().join("fuzz/seeds/layers").join(name)).unwrap();
+        let case: extra_layers::Case = decode(&bytes).expect("decodes");
+        let shown = format!("{case:?}");
+        assert!(shown.contains(kind), "{name}: {shown}");
+        assert!(shown.contains("op 1:"), "{name} has its ops: {shown}");
+    }
 }

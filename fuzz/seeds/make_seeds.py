@@ -326,6 +326,103 @@ IDX = {
 }
 
 
+# ---- extra_layers.rs (decoded from the same bytes by the layers and model
+# targets) -----------------------------------------------------------------
+def x_batchnorm(features, gamma, eval_mode):
+    return enum(4, 10) + u8(features) + vec(gamma) + boolean(eval_mode)
+
+
+def x_conv(dims, w, b_len, stride, pad):
+    return enum(5, 10) + b"".join(u8(d) for d in dims) + vec(w) + u8(b_len) + u8(stride) + u8(pad)
+
+
+def x_maxpool(ph, pw, stride, pad):
+    return enum(6, 10) + bytes([ph, pw, stride, pad])
+
+
+def x_dropout(p, seed, frozen, eval_mode):
+    return enum(3, 10) + u8(p) + u8(seed) + boolean(frozen) + boolean(eval_mode)
+
+
+def x_mlpbn(i, h, o, p, eval_mode):
+    return enum(8, 10) + bytes([i, h, o]) + u8(p) + boolean(eval_mode)
+
+
+def x_convnet(c, hw, k, pool, classes):
+    return enum(9, 10) + bytes([c, hw, k, pool, classes])
+
+
+def x_forward(*ts):
+    return enum(0, 4) + vec(list(ts))
+
+
+def x_backward(t):
+    return enum(1, 4) + t
+
+
+def x_backward_twice(t):
+    return enum(2, 4) + t
+
+
+def x_backward_like(v):
+    return enum(3, 4) + v
+
+
+def x_case(f64, kind, ops):
+    return boolean(f64) + kind + vec(ops)
+
+
+EXTRA_MODELS = {
+    # MlpBn: out-of-range labels, a label count that is not the batch, then
+    # a valid batch and its backward.
+    "extra-mlpbn-bad-labels": x_case(True, x_mlpbn(4, 3, 2, 51, False), [
+        x_forward(tensor([3, 4], [small(1), small(-2), small(7)]), tensor([3], [label(5)])),
+        x_forward(tensor([3, 4], [small(1)]), tensor([2], [label(1)])),
+        x_forward(tensor([3, 4], [small(1), small(-2), small(7)]), tensor([3], [label(1), label(0)])),
+        x_backward_like(ONE),
+    ]),
+    # ConvNet on 6x6 images given flat, backward twice, then an empty batch.
+    "extra-convnet-flat-then-empty-f32": x_case(False, x_convnet(1, 6, 3, 2, 3), [
+        x_forward(tensor([2, 36], [small(3), small(-1), small(5)]), tensor([2], [label(0), label(2)])),
+        x_backward_twice(tensor([], [ONE])),
+        x_forward(tensor([0, 1, 6, 6], []), tensor([0], [])),
+        x_backward(tensor([], [ONE])),
+    ]),
+}
+
+EXTRA = {
+    # BatchNorm in training mode with a NaN in the batch, backward twice.
+    "extra-batchnorm-train-nan": x_case(True, x_batchnorm(3, [small(8), small(-4)], False), [
+        x_forward(tensor([4, 3], [small(1), small(-3), small(5), NAN, small(2)])),
+        x_backward_twice(tensor([4, 3], [small(2), small(-1)])),
+    ]),
+    # Convolution with stride 2 and pad 1 in f32, then a channel mismatch.
+    "extra-conv-stride-pad-f32": x_case(False, x_conv([2, 1, 3, 3], [small(1), small(-2)], 2, 2, 1), [
+        x_forward(tensor([2, 1, 5, 5], [small(3), small(-5), small(1)])),
+        x_backward_like(ONE),
+        x_forward(tensor([1, 2, 5, 5], [small(1)])),
+        x_backward(tensor([1, 2, 3, 3], [ONE])),
+    ]),
+    # Max pooling over all-equal values (every window a tie), then N = 0.
+    "extra-maxpool-ties-and-empty": x_case(True, x_maxpool(2, 2, 2, 0), [
+        x_forward(tensor([1, 1, 4, 4], [ONE])),
+        x_backward_twice(tensor([1, 1, 2, 2], [ONE])),
+        x_forward(tensor([0, 1, 4, 4], [])),
+        x_backward(tensor([0, 1, 2, 2], [])),
+    ]),
+    # Frozen Dropout p = 0.5 on values with an infinity.
+    "extra-dropout-frozen-inf": x_case(False, x_dropout(128, 7, True, False), [
+        x_forward(tensor([3, 4], [small(3), inf()])),
+        x_backward(tensor([3, 4], [ONE])),
+        x_forward(tensor([3, 4], [small(3)])),
+        x_backward_twice(tensor([3, 4], [small(-2)])),
+    ]),
+    **EXTRA_MODELS,
+}
+LAYERS.update(EXTRA)
+MODEL.update(EXTRA_MODELS)
+
+
 def main():
     for target, seeds in (("layers", LAYERS), ("model", MODEL), ("idx", IDX), ("check", CHECK)):
         d = os.path.join("fuzz", "seeds", target)

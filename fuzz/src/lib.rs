@@ -4,8 +4,9 @@
 //! wrappers; the main crate's `tests/fuzz_regressions.rs` includes the same
 //! files to replay committed inputs.
 
+pub mod check;
 pub mod common;
+pub mod extra_layers;
 pub mod idx;
 pub mod layers;
 pub mod model;
-pub mod check;

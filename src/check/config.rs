@@ -94,6 +94,18 @@ pub enum Invariant {
         /// Which differentiable input.
         input: usize,
     },
+    /// For every feature (index along axis 1: a column of `(N, D)`, a
+    /// channel of `(N, C, H, W)`), the gradient of differentiable input
+    /// `input` summed over every other axis (the batch, and positions) is
+    /// zero, as for BatchNormalization's training-mode `dx`: its output does
+    /// not change when a feature is shifted by a constant over the batch.
+    /// (The true `dx` is also orthogonal to `x̂` per feature; that needs the
+    /// input, which an invariant does not see.) A violation means the terms
+    /// through the batch mean and variance are missing.
+    FeaturesSumToZero {
+        /// Which differentiable input.
+        input: usize,
+    },
 }
 
 /// Settings of a gradient check. Build with [`Default`] and the `with_*`

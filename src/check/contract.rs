@@ -389,6 +389,35 @@ pub(crate) fn invariants<F: Float>(
                 }
                 result(&name, failure, "every row sums to 0")
             }
+            Invariant::FeaturesSumToZero { input } => {
+                let name =
+                    format!("each feature of input {input}'s gradient sums to 0 over the batch");
+                let Some(g) = reference.grads.get(input) else {
+                    return result(&name, Some(format!("no gradient for input {input}")), "");
+                };
+                if g.ndim() < 2 {
+                    return result(
+                        &name,
+                        Some(format!("gradient is {}-d; (N, D, ...) needed", g.ndim())),
+                        "",
+                    );
+                }
+                let mut failure = None;
+                for (j, feature) in g.axis_iter(Axis(1)).enumerate() {
+                    let sum: f64 = feature.iter().map(|v| v.f64()).sum();
+                    let abs: f64 = feature.iter().map(|v| v.f64().abs()).sum();
+                    let tol = 64.0 * F::EPSILON.f64() * abs + atol;
+                    let zero = sum.abs() <= tol; // false for NaN
+                    if !zero {
+                        failure = Some(format!(
+                            "feature {j} sums to {sum:e}: dx does not sum to zero over the batch \
+                             per feature: the terms through the batch mean/variance are missing"
+                        ));
+                        break;
+                    }
+                }
+                result(&name, failure, "every feature sums to 0 over the batch")
+            }
         })
         .collect()
 }

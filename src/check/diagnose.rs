@@ -7,7 +7,9 @@
 //! non-finite values, all zeros, `analytic = c × numeric` (sign flip when
 //! `c = −1`, batch-size scaling when `c = N` or `1/N`), the transpose (square
 //! 2-D tensors), the gradient of the first batch row only (the numeric
-//! gradient recomputed with the projection restricted to output row 0), a
+//! gradient recomputed with the projection restricted to output row 0),
+//! per-feature sums over the batch that should be zero and are not (the
+//! BatchNormalization bug of treating the batch statistics as constants), a
 //! single wrong element, unreliable numerics, and otherwise "no pattern".
 
 use super::numeric::{Numeric, Outcome, Tol};
@@ -44,6 +46,19 @@ pub enum Diagnosis {
     /// The analytic gradient equals the gradient of the first batch row's
     /// output only: a missing sum over the batch.
     FirstRowOnly,
+    /// The numeric gradient sums to zero over the batch for every feature
+    /// (axis 1; for `(N, C, H, W)` over `N`, `H` and `W` per channel) while
+    /// the analytic one does not: the signature of a BatchNormalization
+    /// backward that treats the batch mean and variance as constants (the
+    /// terms through them are what make the true `dx` sum to zero, since the
+    /// output does not change when a feature is shifted over the whole
+    /// batch).
+    FeatureSumsNotZero {
+        /// The feature whose analytic sum is furthest from zero.
+        feature: usize,
+        /// That sum.
+        analytic_sum: f64,
+    },
     /// Exactly one element is wrong.
     SingleElement {
         /// Its index.
@@ -108,6 +123,15 @@ impl fmt::Display for Diagnosis {
             Diagnosis::FirstRowOnly => write!(
                 f,
                 "analytic gradient is that of the first batch row only: missing sum over the batch"
+            ),
+            Diagnosis::FeatureSumsNotZero {
+                feature,
+                analytic_sum,
+            } => write!(
+                f,
+                "dx does not sum to zero over the batch per feature: the terms through the batch \
+                 mean/variance are missing (feature {feature} sums to {analytic_sum:e}; the \
+                 numeric gradient sums to 0 for every feature)"
             ),
             Diagnosis::SingleElement {
                 index,
@@ -258,6 +282,12 @@ pub(crate) fn diagnose(ev: &Evidence<'_>, row0: &mut dyn FnMut() -> Option<Vec<f
             }
         }
     }
+    if let Some((feature, analytic_sum)) = feature_sums_not_zero(ev) {
+        return Diagnosis::FeatureSumsNotZero {
+            feature,
+            analytic_sum,
+        };
+    }
     if failing.len() == 1 && ev.outcomes.len() > 1 {
         let i = failing[0];
         return Diagnosis::SingleElement {
@@ -272,6 +302,44 @@ pub(crate) fn diagnose(ev: &Evidence<'_>, row0: &mut dyn FnMut() -> Option<Vec<f
         };
     }
     Diagnosis::NoPattern
+}
+
+/// For a tensor of at least two dimensions with a batch of at least two and
+/// no kinks: `Some((feature, analytic sum))` if the numeric gradient sums to
+/// zero over every axis but axis 1 for each index along axis 1 (within the
+/// elements' tolerances, and not because it is zero) while the analytic one
+/// does not for some feature (the one furthest from zero is returned).
+fn feature_sums_not_zero(ev: &Evidence<'_>) -> Option<(usize, f64)> {
+    let shape = ev.shape;
+    if shape.len() < 2 || shape[0] < 2 || shape[1] == 0 {
+        return None;
+    }
+    if ev.outcomes.iter().any(|o| o.at_kink || o.non_finite) {
+        return None;
+    }
+    let d = shape[1];
+    let inner: usize = shape[2..].iter().product();
+    // Per feature: analytic sum, Σ|analytic|, numeric sum, Σ|numeric|, Σ allowed.
+    let mut acc = vec![[0.0f64; 5]; d];
+    for (i, (a, n)) in ev.analytic.iter().zip(ev.numeric).enumerate() {
+        let s = &mut acc[(i / inner.max(1)) % d];
+        s[0] += a;
+        s[1] += a.abs();
+        s[2] += n.value;
+        s[3] += n.value.abs();
+        s[4] += ev.outcomes[i].allowed + n.est + n.noise;
+    }
+    let numeric_zero = acc.iter().all(|s| s[2].abs() <= s[4] + 1e-9 * s[3]);
+    let numeric_nontrivial = acc.iter().any(|s| s[3] > 10.0 * s[4]);
+    if !numeric_zero || !numeric_nontrivial {
+        return None;
+    }
+    let (feature, s) = acc
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1[0].abs().total_cmp(&b.1[0].abs()))?;
+    let violated = s[0].abs() > 10.0 * s[4] + 1e-3 * s[1];
+    violated.then_some((feature, s[0]))
 }
 
 /// The multi-index of flat position `flat` in `shape` (row-major).
@@ -398,6 +466,41 @@ mod tests {
                 analytic: 1,
                 numeric: 0
             }
+        );
+    }
+
+    #[test]
+    fn feature_sums_that_should_be_zero_are_named() {
+        // (3, 2): numeric columns sum to 0, analytic's first column does not.
+        let num = [1.0, -0.5, -0.4, 0.2, -0.6, 0.3];
+        let ana = [1.1, -0.5, -0.2, 0.2, -0.6, 0.3];
+        let d = run(&ana, &num, &[3, 2], Some(3), None);
+        assert!(
+            matches!(d, Diagnosis::FeatureSumsNotZero { feature: 0, analytic_sum } if (analytic_sum - 0.3).abs() < 1e-12),
+            "{d:?}"
+        );
+        assert!(d.to_string().starts_with(
+            "dx does not sum to zero over the batch per feature: the terms through the batch mean/variance are missing"
+        ));
+        // Per channel over (N, H, W) for a 4-D tensor: channel 1 is off.
+        let num4 = [1.0, -1.0, 2.0, -2.0, -0.5, 0.5, 0.25, -0.25];
+        let mut ana4 = num4;
+        ana4[2] = 2.5;
+        assert!(matches!(
+            run(&ana4, &num4, &[2, 2, 2, 1], Some(2), None),
+            Diagnosis::FeatureSumsNotZero { feature: 1, .. }
+        ));
+        // Numeric sums not zero: no such claim (here, a single element).
+        let num = [1.0, -0.5, -0.4, 0.2, 0.6, 0.3];
+        let ana = [1.1, -0.5, -0.4, 0.2, 0.6, 0.3];
+        assert!(matches!(
+            run(&ana, &num, &[3, 2], Some(3), None),
+            Diagnosis::SingleElement { .. }
+        ));
+        // A batch of one has no batch to sum over.
+        assert_eq!(
+            run(&[1.0, 2.0], &[0.0, 0.0], &[1, 2], Some(1), None),
+            Diagnosis::NoPattern
         );
     }
 

@@ -7,7 +7,17 @@
 //! nonzero biases for the same reason (a dead ReLU row would otherwise feed
 //! exact zeros to the next layer). Shapes are the MNIST ones scaled down:
 //! images `(N, 1, 4, 4)` for Affine, an MLP 16-10-8-4 on a batch of 3.
-//! Everything is deterministic; the whole suite takes a few milliseconds in
+//!
+//! The layers beyond the tutorial follow: Tanh, LeakyReLU, Softplus,
+//! Dropout (its mask held fixed, see [`crate::layers::dropout`]: the checker
+//! evaluates forward many times, and a fresh mask per call would make the
+//! numeric derivative meaningless), BatchNormalization in training mode
+//! (with the [`Invariant::FeaturesSumToZero`] invariant, which names the
+//! constant-statistics bug) and in evaluation mode (after two training
+//! batches set its running statistics), Convolution with stride 2 and
+//! padding 1, Max/AveragePooling, and the models MlpBn (dropout frozen, both
+//! modes) and a small ConvNet on `(1, 6, 6)` images.
+//! Everything is deterministic; the whole suite takes well under a second in
 //! release mode.
 
 use super::config::{CheckConfig, Invariant};
@@ -16,10 +26,14 @@ use super::{check, check_f32};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layer::Layer;
-use crate::layers::{Add, Affine, Mul, Relu, Sigmoid, SoftmaxWithLoss};
+use crate::layers::{
+    Add, Affine, AveragePooling, BatchNormalization, Convolution, Dropout, LeakyRelu, MaxPooling,
+    Mul, Relu, Sigmoid, SoftmaxWithLoss, Softplus, Tanh,
+};
 use crate::loss::MeanSquaredError;
 use crate::model::{Activation, Mlp};
-use ndarray::{Array1, Array2, ArrayD, IxDyn};
+use crate::models::{ConvNet, ConvNetConfig, MlpBn};
+use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::fmt;
@@ -267,7 +281,127 @@ pub fn run_with(config: &CheckConfig) -> Result<Suite> {
         "Mlp 16-10-8-4 relu, f32 vs f64".into(),
         check_f32(&mut m32, &mut m64, &[x, t], cfg)?,
     );
+    beyond_the_tutorial(&mut rng, cfg, &mut push)?;
     Ok(Suite { entries })
+}
+
+/// The rows of issue 8: the layers and models beyond the tutorial.
+fn beyond_the_tutorial(
+    rng: &mut StdRng,
+    cfg: &CheckConfig,
+    push: &mut impl FnMut(String, Report),
+) -> Result<()> {
+    let x = values(rng, &[4, 10]);
+    push(
+        "Tanh (4, 10)".into(),
+        check(&mut Tanh::new(), std::slice::from_ref(&x), cfg)?,
+    );
+    push(
+        "LeakyRelu 0.1 (4, 10)".into(),
+        check(&mut LeakyRelu::new(0.1)?, std::slice::from_ref(&x), cfg)?,
+    );
+    push(
+        "Softplus (4, 10)".into(),
+        check(&mut Softplus::new(), std::slice::from_ref(&x), cfg)?,
+    );
+    let keep = ArrayD::from_shape_simple_fn(IxDyn(&[4, 10]), || rng.random_bool(0.7));
+    push(
+        "Dropout 0.3 (4, 10), mask fixed".into(),
+        check(
+            &mut Dropout::new(0.3, 0)?.with_fixed_mask(&keep),
+            std::slice::from_ref(&x),
+            cfg,
+        )?,
+    );
+
+    let bn_cfg = cfg
+        .clone()
+        .with_invariant(Invariant::FeaturesSumToZero { input: 0 });
+    let gamma = || -> Array1<f64> { Array1::from_iter([1.5, -0.7, 0.9]) };
+    let beta = || -> Array1<f64> { Array1::from_iter([0.2, 0.0, -0.3]) };
+    let x = values(rng, &[4, 3]);
+    let mut bn = BatchNormalization::with_params(gamma(), beta())?;
+    push(
+        "BatchNormalization (4, 3), train".into(),
+        check(&mut bn, std::slice::from_ref(&x), &bn_cfg)?,
+    );
+    let img = values(rng, &[2, 3, 3, 3]);
+    push(
+        "BatchNormalization (2, 3, 3, 3), train".into(),
+        check(
+            &mut BatchNormalization::with_params(gamma(), beta())?,
+            std::slice::from_ref(&img),
+            &bn_cfg,
+        )?,
+    );
+    let mut bn = BatchNormalization::with_params(gamma(), beta())?;
+    for _ in 0..2 {
+        bn.forward(&[values(rng, &[4, 3]).view()])?;
+    }
+    bn.set_training(false);
+    push(
+        "BatchNormalization (4, 3), eval".into(),
+        check(&mut bn, &[x], cfg)?,
+    );
+
+    let x = values(rng, &[2, 2, 5, 5]);
+    let w: Array4<f64> = (values(rng, &[3, 2, 3, 3]) * 0.5)
+        .into_dimensionality()
+        .expect("4-D");
+    let b: Array1<f64> = values(rng, &[3]).into_dimensionality().expect("1-D");
+    push(
+        "Convolution (2, 2, 5, 5) * (3, 2, 3, 3), stride 2, pad 1".into(),
+        check(
+            &mut Convolution::new(w, b, 2, 1)?,
+            std::slice::from_ref(&x),
+            cfg,
+        )?,
+    );
+    let x = values(rng, &[2, 2, 4, 4]);
+    push(
+        "MaxPooling 2x2/2 (2, 2, 4, 4)".into(),
+        check(
+            &mut MaxPooling::new(2, 2, 2, 0)?,
+            std::slice::from_ref(&x),
+            cfg,
+        )?,
+    );
+    push(
+        "AveragePooling 3x3/1 pad 1 (2, 2, 4, 4)".into(),
+        check(&mut AveragePooling::new(3, 3, 1, 1)?, &[x], cfg)?,
+    );
+
+    let x = values(rng, &[4, 6]);
+    let t = index_labels(rng, 4, 3);
+    let mut m = MlpBn::<f64>::new(6, &[5, 4], 3, 0.3, 7)?;
+    m.forward(&[x.view(), t.view()])?;
+    m.freeze_dropout(true);
+    push(
+        "MlpBn 6-5-4-3 dropout 0.3 (frozen), batch 4, train".into(),
+        check(&mut m, &[x.clone(), t.clone()], cfg)?,
+    );
+    m.set_training(false);
+    push(
+        "MlpBn 6-5-4-3, batch 4, eval".into(),
+        check(&mut m, &[x, t], cfg)?,
+    );
+    let net = ConvNetConfig {
+        image: (1, 6, 6),
+        filters: 2,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        pool: 2,
+        hidden: 4,
+        classes: 3,
+    };
+    let x = values(rng, &[3, 1, 6, 6]);
+    let t = index_labels(rng, 3, 3);
+    push(
+        "ConvNet (1, 6, 6) 2x3x3 pad 1, pool 2, 4 hidden, batch 3".into(),
+        check(&mut ConvNet::<f64>::new(net, 5)?, &[x, t], cfg)?,
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -288,6 +422,17 @@ mod tests {
             "SoftmaxWithLoss",
             "MeanSquaredError",
             "Mlp",
+            "Tanh",
+            "LeakyRelu",
+            "Softplus",
+            "Dropout",
+            "BatchNormalization (4, 3), train",
+            "BatchNormalization (4, 3), eval",
+            "Convolution",
+            "MaxPooling",
+            "AveragePooling",
+            "MlpBn",
+            "ConvNet",
         ] {
             assert!(labels.iter().any(|l| l.starts_with(name)), "{name} missing");
         }

@@ -169,7 +169,37 @@ fn batch_norm_constant_statistics_bug_is_caught_and_localised() {
         let mut wrong = BatchNormConstantStats(bn);
         let r = run(&mut wrong, std::slice::from_ref(&x));
         assert!(!r.passed, "{r}");
-        assert!(!r.tensor("input 0").unwrap().passed, "{r}");
+        let dx = r.tensor("input 0").unwrap();
+        assert!(!dx.passed, "{r}");
+        // Diagnosed from the evidence: the numeric dx sums to 0 per feature.
+        assert!(
+            matches!(
+                dx.diagnosis,
+                Some(crate::check::Diagnosis::FeatureSumsNotZero { .. })
+            ),
+            "{shape:?}: {:?}",
+            dx.diagnosis
+        );
+        let said = dx.diagnosis.as_ref().unwrap().to_string();
+        assert!(
+            said.starts_with(
+                "dx does not sum to zero over the batch per feature: \
+                 the terms through the batch mean/variance are missing"
+            ),
+            "{said}"
+        );
+        // With BatchNorm's invariant configured, the contract fails too.
+        let cfg = CheckConfig::default()
+            .with_invariant(crate::check::Invariant::FeaturesSumToZero { input: 0 });
+        let ri = check(&mut wrong, std::slice::from_ref(&x), &cfg).unwrap();
+        let failed: Vec<_> = ri.failed_contracts().map(|c| c.name.clone()).collect();
+        assert_eq!(
+            failed,
+            ["each feature of input 0's gradient sums to 0 over the batch"],
+            "{ri}"
+        );
+        let ok = check(&mut right, std::slice::from_ref(&x), &cfg).unwrap();
+        assert!(ok.passed, "{ok}");
         assert!(r.tensor("gamma").unwrap().passed, "{r}");
         assert!(r.tensor("beta").unwrap().passed, "{r}");
         // The invariant the full backward keeps and the bug breaks.

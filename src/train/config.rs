@@ -3,6 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::Activation;
+use crate::models::ModelKind;
+use crate::optim::OptimizerKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -30,6 +32,15 @@ pub struct TrainConfig {
     pub activation: Activation,
     /// Seeds the weights and (through a derived seed) the epoch orders.
     pub seed: u64,
+    /// The model (`"mlp"`, `"mlp-bn"` or `"convnet"`; default `"mlp"`).
+    #[serde(default = "default_model", with = "by_name")]
+    pub model: ModelKind,
+    /// The optimizer (`"sgd"`, `"momentum"`, `"nesterov"`, `"adagrad"`,
+    /// `"rmsprop"` or `"adam"`; default `"sgd"`). `mlp` with `sgd` runs on the
+    /// allocation-free [`crate::train::Engine`]; every other combination on
+    /// the generic [`crate::train::generic`] loop.
+    #[serde(default = "default_optimizer", with = "by_name")]
+    pub optimizer: OptimizerKind,
     /// Where `metrics.json`, `metrics.csv`, `iterations.csv` and the plots go.
     pub out: PathBuf,
     /// No progress bar and no per-epoch lines (tests, scripts). The bar is
@@ -49,6 +60,8 @@ impl Default for TrainConfig {
             hidden: vec![100, 64, 32],
             activation: Activation::Relu,
             seed: 42,
+            model: ModelKind::Mlp,
+            optimizer: OptimizerKind::Sgd,
             out: PathBuf::from("runs/digits"),
             quiet: false,
         }
@@ -83,6 +96,12 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Whether this run takes the allocation-free engine path (`mlp` with
+    /// `sgd`, the reference run) rather than the generic one.
+    pub fn uses_engine(&self) -> bool {
+        self.model == ModelKind::Mlp && self.optimizer == OptimizerKind::Sgd
+    }
+
     /// Iterations (SGD steps) per epoch for `n` training examples.
     pub fn iterations_per_epoch(&self, n: usize) -> usize {
         n.div_ceil(self.batch_size.max(1))
@@ -103,6 +122,34 @@ impl FromStr for Activation {
                 "unknown activation {s:?}; expected \"relu\" or \"sigmoid\""
             ))),
         }
+    }
+}
+
+fn default_model() -> ModelKind {
+    ModelKind::Mlp
+}
+
+fn default_optimizer() -> OptimizerKind {
+    OptimizerKind::Sgd
+}
+
+/// Serialises a [`ModelKind`] or [`OptimizerKind`] as its CLI name.
+mod by_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    pub(super) fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr<Err: Display>,
+        D: Deserializer<'de>,
+    {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -133,7 +180,8 @@ mod tests {
             j,
             serde_json::json!({
                 "epochs": 20, "batch_size": 100, "lr": 0.1, "hidden": [100, 64, 32],
-                "activation": "relu", "seed": 42, "out": "runs/digits", "quiet": false
+                "activation": "relu", "seed": 42, "model": "mlp", "optimizer": "sgd",
+                "out": "runs/digits", "quiet": false
             })
         );
         let back: TrainConfig = serde_json::from_value(j).unwrap();

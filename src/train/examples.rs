@@ -27,6 +27,13 @@ pub trait Examples {
         10
     }
 
+    /// The `(channels, height, width)` of each example when the examples are
+    /// images (what a convolutional model needs), `None` when unknown.
+    /// Defaults to `None`; the product is [`Examples::features`] when set.
+    fn image_shape(&self) -> Option<(usize, usize, usize)> {
+        None
+    }
+
     /// Writes the examples at `indices`, scaled to `[0, 1]`, into the rows of
     /// `out` (shape `(indices.len(), features())`) and replaces the contents
     /// of `labels` with theirs.
@@ -47,6 +54,11 @@ impl Examples for Dataset {
 
     fn features(&self) -> usize {
         Dataset::features(self)
+    }
+
+    /// One channel of `rows × cols` pixels.
+    fn image_shape(&self) -> Option<(usize, usize, usize)> {
+        Some((1, self.rows(), self.cols()))
     }
 
     fn fill_batch<F: Float>(
@@ -73,6 +85,7 @@ mod tests {
             (d.len(), d.features(), d.num_classes(), d.is_empty())
         }
         assert_eq!(through_the_trait(&d), (3, 2, 10, false));
+        assert_eq!(Examples::image_shape(&d), Some((1, 1, 2)));
         let mut buf = Array2::<f64>::from_elem((2, 2), -1.0);
         let mut labels = vec![0; 5];
         Examples::fill_batch(&d, &[1, 2], buf.view_mut(), &mut labels).unwrap();

@@ -25,7 +25,7 @@ use rand::seq::SliceRandom;
 use std::time::Instant;
 
 /// Rows per evaluation batch (bounded memory for any dataset size).
-const EVAL_BATCH: usize = 1000;
+pub(super) const EVAL_BATCH: usize = 1000;
 
 /// The seed of the epoch-order stream, derived from the run's seed so that it
 /// differs from the weight-initialisation stream (`StdRng::seed_from_u64(seed)`).
@@ -41,27 +41,21 @@ pub fn shuffle_seed(seed: u64) -> u64 {
 /// **Errors** with [`Error::Config`] for an invalid configuration, an empty
 /// set, or sets whose feature or class counts differ; with
 /// [`Error::NonFinite`] if the loss diverges; and with whatever the data's
-/// `fill_batch` or the model returns.
+/// `fill_batch` or the model returns. A `cfg` naming another model or
+/// optimizer than `mlp` with `sgd` is an [`Error::Config`]: those run on
+/// [`super::generic::train_classifier`] (and [`super::reference_run`] picks
+/// the right one).
 pub fn train<D: Examples + ?Sized>(
     cfg: &TrainConfig,
     train: &D,
     test: &D,
 ) -> Result<(Mlp<f32>, History)> {
-    cfg.validate()?;
-    if train.is_empty() || test.is_empty() {
+    check_sets(cfg, train, test)?;
+    if !cfg.uses_engine() {
         return Err(Error::Config(format!(
-            "the training and test sets must both be non-empty (got {} and {} example(s))",
-            train.len(),
-            test.len()
-        )));
-    }
-    if train.features() != test.features() || train.num_classes() != test.num_classes() {
-        return Err(Error::Config(format!(
-            "training and test sets differ: {} feature(s) / {} class(es) vs {} / {}",
-            train.features(),
-            train.num_classes(),
-            test.features(),
-            test.num_classes()
+            "the engine trains --model mlp with --optimizer sgd only, not {} with {}; \
+             use train::generic::train_classifier",
+            cfg.model, cfg.optimizer
         )));
     }
     let mut model = Mlp::<f32>::new(
@@ -92,15 +86,7 @@ pub fn train<D: Examples + ?Sized>(
             train.fill_batch(idx, xbuf.slice_mut(s![..k, ..]), &mut labels)?;
             let loss = f64::from(engine.step(&mut model, xbuf.slice(s![..k, ..]), &labels, lr)?);
             if !loss.is_finite() {
-                return Err(Error::NonFinite {
-                    op: "train".into(),
-                    what: format!(
-                        "the training loss at epoch {epoch}, iteration {} (the run diverged; \
-                         try a smaller learning rate than {})",
-                        i + 1,
-                        cfg.lr
-                    ),
-                });
+                return Err(diverged(cfg, epoch, i + 1));
             }
             history.iteration_losses.push(loss);
             loss_sum += loss * k as f64;
@@ -117,20 +103,71 @@ pub fn train<D: Examples + ?Sized>(
             test_accuracy,
             seconds: start.elapsed().as_secs_f64(),
         };
-        if !cfg.quiet {
-            println!(
-                "epoch {epoch:>3}/{}  train loss {:.4}  train acc {:.4}  test acc {:.4}  ({:.2} s)",
-                cfg.epochs, row.train_loss, row.train_accuracy, row.test_accuracy, row.seconds
-            );
-        }
+        print_epoch(cfg, &row);
         history.epochs.push(row);
     }
     Ok((model, history))
 }
 
+/// Validates `cfg` and that the sets are non-empty and agree in features
+/// and classes.
+///
+/// **Errors** with [`Error::Config`].
+pub(super) fn check_sets<D: Examples + ?Sized>(
+    cfg: &TrainConfig,
+    train: &D,
+    test: &D,
+) -> Result<()> {
+    cfg.validate()?;
+    if train.is_empty() || test.is_empty() {
+        return Err(Error::Config(format!(
+            "the training and test sets must both be non-empty (got {} and {} example(s))",
+            train.len(),
+            test.len()
+        )));
+    }
+    if train.features() != test.features() || train.num_classes() != test.num_classes() {
+        return Err(Error::Config(format!(
+            "training and test sets differ: {} feature(s) / {} class(es) vs {} / {}",
+            train.features(),
+            train.num_classes(),
+            test.features(),
+            test.num_classes()
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a non-finite training loss at `epoch`, iteration `iter`.
+pub(super) fn diverged(cfg: &TrainConfig, epoch: usize, iter: usize) -> Error {
+    Error::NonFinite {
+        op: "train".into(),
+        what: format!(
+            "the training loss at epoch {epoch}, iteration {iter} (the run diverged; \
+             try a smaller learning rate than {})",
+            cfg.lr
+        ),
+    }
+}
+
+/// Prints the per-epoch line (unless `cfg.quiet`).
+pub(super) fn print_epoch(cfg: &TrainConfig, row: &EpochMetrics) {
+    if !cfg.quiet {
+        println!(
+            "epoch {:>3}/{}  train loss {:.4}  train acc {:.4}  test acc {:.4}  ({:.2} s)",
+            row.epoch,
+            cfg.epochs,
+            row.train_loss,
+            row.train_accuracy,
+            row.test_accuracy,
+            row.seconds
+        );
+    }
+}
+
 /// A bar over one epoch's iterations showing the running mean loss; hidden
 /// when `cfg.quiet` (and by indicatif itself when stderr is not a terminal).
-fn progress_bar(cfg: &TrainConfig, epoch: usize, iters: usize) -> ProgressBar {
+pub(super) fn progress_bar(cfg: &TrainConfig, epoch: usize, iters: usize) -> ProgressBar {
     if cfg.quiet {
         return ProgressBar::hidden();
     }

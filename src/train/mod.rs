@@ -1,5 +1,5 @@
 //! The reference training run: configuration, the seeded true-epoch SGD
-//! loop, metrics, plots and the verification gate in front of it all.
+//! loop (and the generic one for the other models and optimizers), metrics, plots and the verification gate in front of it all.
 //!
 //! ```no_run
 //! # fn main() -> gradverify::Result<()> {
@@ -16,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod examples;
 pub mod fit;
+pub mod generic;
 pub mod metrics;
 pub mod plot;
 pub mod reference;
@@ -24,6 +25,7 @@ pub use config::TrainConfig;
 pub use engine::Engine;
 pub use examples::Examples;
 pub use fit::{accuracy, shuffle_seed, train};
+pub use generic::train_classifier;
 pub use metrics::{EPOCH_MEANING, EpochMetrics, History, RecordedConfig, RunRecord};
 pub use plot::{PLOT_SIZE, plot_accuracy, plot_loss};
 pub use reference::{OUTPUT_FILES, Run, reference_run, write_outputs};

@@ -4,6 +4,7 @@
 use super::config::TrainConfig;
 use super::examples::Examples;
 use super::fit::train;
+use super::generic::{check_setup, train_classifier};
 use super::metrics::{History, RunRecord, iterations_csv, write_file};
 use super::plot::{plot_accuracy, plot_loss};
 use crate::error::{Error, Result};
@@ -38,13 +39,22 @@ pub struct Run {
 /// check fails it should return [`Error::VerificationFailed`] (with the table
 /// in `report`); any other error it returns is wrapped into one.
 ///
+/// `mlp` with `sgd` (the default) trains on the allocation-free engine
+/// ([`train`]); every other model/optimizer on
+/// [`super::generic::train_classifier`]. A model that cannot be built for
+/// the data (see [`check_setup`]) is refused before the verification runs.
+///
 /// **Errors** with [`Error::VerificationFailed`] without training when
-/// verification fails, and otherwise as [`train`] and [`write_outputs`].
+/// verification fails, and otherwise as [`check_setup`], [`train`],
+/// [`train_classifier`] and [`write_outputs`].
 pub fn reference_run<D, V>(cfg: &TrainConfig, train_set: &D, test_set: &D, verify: V) -> Result<Run>
 where
     D: Examples + ?Sized,
     V: FnOnce() -> Result<String>,
 {
+    if !cfg.uses_engine() {
+        check_setup(cfg, train_set)?;
+    }
     let verification = match verify() {
         Ok(table) => table,
         Err(Error::VerificationFailed { failures, report }) => {
@@ -63,7 +73,11 @@ where
     if !cfg.quiet {
         println!("{verification}");
     }
-    let (_model, history) = train(cfg, train_set, test_set)?;
+    let history = if cfg.uses_engine() {
+        train(cfg, train_set, test_set)?.1
+    } else {
+        train_classifier(cfg, train_set, test_set)?.1
+    };
     let record = RunRecord::new(cfg, train_set.len(), test_set.len(), &history);
     let files = write_outputs(&cfg.out, &record, &history)?;
     Ok(Run {

@@ -23,7 +23,7 @@ fn train_options_parse_and_default_to_the_reference_settings() {
         (
             a.epochs,
             a.batch_size,
-            a.lr,
+            a.learning_rate(),
             a.hidden.clone(),
             a.activation,
             a.seed
@@ -65,7 +65,10 @@ fn train_options_parse_and_default_to_the_reference_settings() {
     .unwrap();
     assert_eq!(b.hidden, vec![100, 64, 32]);
     assert_eq!(b.data_dir, Some(PathBuf::from("/d")));
-    assert_eq!((b.epochs, b.batch_size, b.lr, b.seed), (3, 50, 0.05, 7));
+    assert_eq!(
+        (b.epochs, b.batch_size, b.lr, b.seed),
+        (3, 50, Some(0.05), 7)
+    );
     assert_eq!(b.activation, Activation::Sigmoid);
     assert_eq!(b.min_accuracy, Some(0.9));
     assert!(b.quiet);

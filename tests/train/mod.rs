@@ -3,4 +3,5 @@
 
 mod cli;
 mod digits;
+mod models;
 mod run;
