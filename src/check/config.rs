@@ -71,9 +71,9 @@ pub enum Richardson {
     Always,
     /// For every element the outer pair `x ± h` does not settle: an element
     /// is settled (two evaluations instead of four) only if its one-sided
-    /// slopes show no kink, its round-off bound is under a quarter of the
-    /// tolerance and `D(h)` agrees with the analytic value to half the
-    /// tolerance, when the Richardson value would agree too (`D(h)`'s
+    /// slopes show no kink and `D(h)` agrees with the analytic value to half
+    /// the tolerance (base plus round-off bound), when the Richardson value
+    /// would agree too (`D(h)`'s
     /// truncation error is `O(h²)`, ≈ 1e-9 relative at the default `h`). Every
     /// other element (any disagreement, kink, non-finite value or noisy
     /// loss) gets the full five-point analysis, so verdicts, kink counts and

@@ -373,17 +373,20 @@ impl Sample {
     /// given only the outer pair, settles the element if that already
     /// decides it beyond doubt, i.e. all of
     /// - every value is finite;
-    /// - the round-off bound is at most a quarter of the base tolerance
-    ///   `atol + rtol·max(|a|, |D|)`;
     /// - the one-sided slopes agree to [`SCREEN_KINK_REL`] (no kink of any
     ///   consequence within `±h`);
-    /// - `|a − D(h)|` is at most half the base tolerance.
+    /// - `|a − D(h)|` is at most half of what the full analysis would allow
+    ///   without its error estimate: `(atol + rtol·max(|a|, |D|) + noise) / 2`,
+    ///   `noise` the round-off bound of the Richardson value.
     ///
-    /// `D(h)`'s own truncation error is `f'''·h²/6` (≈ 2e-9 relative at the
-    /// default `h` for a unit third derivative, 500 times below `rtol`), so
-    /// an element settled here would also pass with the Richardson value,
-    /// and the second pair could only widen its tolerance. `None`: evaluate
-    /// the inner pair and [`analyse`](Sample::analyse).
+    /// The full analysis compares the Richardson value `R` with tolerance
+    /// `base + est + noise`, where `est = |D(h) − D(h/2)|` and
+    /// `|R − D(h)| = 4·est/3`. `est` is `D(h)`'s truncation error `f'''·h²/6`
+    /// (≈ 2e-9 relative at the default `h` for a unit third derivative) plus
+    /// the round-off of two central differences, which `noise` bounds with a
+    /// wide margin; so an element settled here passes the full analysis too,
+    /// and one that fails there cannot be settled here. `None`: evaluate the
+    /// inner pair and [`analyse`](Sample::analyse).
     pub fn screen(&self, l0: f64, labs: f64, scale: f64, a: f64, tol: &Tol) -> Option<Numeric> {
         let [lp, lm, ..] = self.l;
         let [sp, sm, ..] = self.s;
@@ -398,8 +401,7 @@ impl Sample {
         let b1 = (l0 - lm) / sm;
         let slope_scale = f1.abs().max(b1.abs()).max(1e-3 * scale);
         let smooth = (f1 - b1).abs() <= 16.0 * noise + SCREEN_KINK_REL * slope_scale;
-        let settled =
-            d.is_finite() && smooth && noise <= 0.25 * base && (a - d).abs() <= 0.5 * base;
+        let settled = d.is_finite() && smooth && (a - d).abs() <= 0.5 * (base + noise);
         settled.then_some(Numeric {
             value: d,
             est: 0.0,
