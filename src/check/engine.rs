@@ -7,7 +7,10 @@ use super::config::{CheckConfig, KinkHandling, Mode, Richardson};
 use super::contract::{self, Analytic};
 use super::diagnose::{Diagnosis, Evidence, diagnose, unravel};
 use super::fast;
-use super::numeric::{Numeric, Outcome, Probe, TensorRef, Tol, compare, project};
+use super::numeric::{
+    Numeric, Outcome, Probe, STENCIL_ALL, STENCIL_INNER, STENCIL_OUTER, Sample, TensorRef, Tol,
+    compare, project,
+};
 use super::report::{CheckedMode, ContractResult, ElementReport, Report, TensorKind, TensorReport};
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -481,18 +484,95 @@ pub(crate) fn assemble(
 /// rule, at the price of a few extra evaluations per such element.
 const KINK_REFINE: [f64; 2] = [1.0 / 16.0, 1.0 / 256.0];
 
-/// Samples item `i` with step `h`.
-pub(crate) type SampleFn<'a, L> =
-    dyn Fn(&mut Probe<'_, L>, usize, f64) -> Result<super::numeric::Sample> + Sync + 'a;
+/// Evaluates the points `which` (see [`Probe::points`]) of item `i` (an
+/// element, or a direction in fast mode) with step `h` into a sample.
+pub(crate) type PointsFn<'a, L> =
+    dyn Fn(&mut Probe<'_, L>, usize, f64, &[usize], &mut Sample) -> Result<()> + Sync + 'a;
+
+/// All four points of item `i` with step `h`.
+fn sample_all<L: ?Sized>(
+    points: &PointsFn<'_, L>,
+    p: &mut Probe<'_, L>,
+    i: usize,
+    h: f64,
+) -> Result<Sample> {
+    let mut s = Sample::default();
+    points(p, i, h, &STENCIL_ALL, &mut s)?;
+    Ok(s)
+}
+
+/// The numeric side of the items whose analytic values are `a` (elements,
+/// or directions in fast mode): both stencils for every item
+/// ([`Richardson::Always`]) or the inner pair only for the items the outer
+/// pair does not settle ([`Richardson::OnDemand`]), then the kink
+/// refinement. `scale` is the items' gradient scale, `None` to take it from
+/// the numeric values; `tol(i)` gives item `i`'s tolerances.
+pub(crate) fn numeric_side<L: Layer<f64> + ?Sized, M: Mapper<L>>(
+    layer: &mut L,
+    mapper: &mut M,
+    ctx: &Ctx<'_>,
+    a: &[f64],
+    scale: Option<f64>,
+    tol: &(dyn Fn(usize) -> Tol + Sync),
+    points: &PointsFn<'_, L>,
+) -> Result<Vec<Numeric>> {
+    let (n, h) = (a.len(), ctx.cfg.h);
+    let (mut numeric, scale): (Vec<Numeric>, f64) = match ctx.cfg.richardson {
+        Richardson::Always => {
+            let samples = mapper.map(layer, ctx.inputs, ctx.r, n, &|p, i| {
+                sample_all(points, p, i, h)
+            })?;
+            let scale =
+                scale.unwrap_or_else(|| tensor_scale(samples.iter().map(|s| s.half_central())));
+            let numeric = samples
+                .iter()
+                .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
+                .collect();
+            (numeric, scale)
+        }
+        Richardson::OnDemand => {
+            let outer = mapper.map(layer, ctx.inputs, ctx.r, n, &|p, i| {
+                let mut s = Sample::UNEVALUATED;
+                points(p, i, h, &STENCIL_OUTER, &mut s)?;
+                Ok(s)
+            })?;
+            let scale = scale.unwrap_or_else(|| tensor_scale(outer.iter().map(|s| s.central())));
+            let settled: Vec<Option<Numeric>> = (0..n)
+                .map(|i| outer[i].screen(ctx.l0, ctx.labs, scale, a[i], &tol(i)))
+                .collect();
+            let todo: Vec<usize> = (0..n).filter(|&i| settled[i].is_none()).collect();
+            let rest = mapper.map(layer, ctx.inputs, ctx.r, todo.len(), &|p, j| {
+                let mut s = outer[todo[j]];
+                points(p, todo[j], h, &STENCIL_INNER, &mut s)?;
+                Ok(s)
+            })?;
+            // `todo` lists the unsettled items in order, as `rest` does.
+            let mut rest = rest.iter();
+            let numeric = settled
+                .into_iter()
+                .map(|s| {
+                    s.unwrap_or_else(|| {
+                        rest.next()
+                            .expect("one completed sample per unsettled item")
+                            .analyse(ctx.l0, ctx.labs, scale)
+                    })
+                })
+                .collect();
+            (numeric, scale)
+        }
+    };
+    refine_kinks(layer, mapper, ctx, &mut numeric, scale, points)?;
+    Ok(numeric)
+}
 
 /// Re-samples the items at kinks with smaller steps (see [`KINK_REFINE`]).
-pub(crate) fn refine_kinks<L: Layer<f64> + ?Sized, M: Mapper<L>>(
+fn refine_kinks<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     layer: &mut L,
     mapper: &mut M,
     ctx: &Ctx<'_>,
     numeric: &mut [Numeric],
     scale: f64,
-    sample: &SampleFn<'_, L>,
+    points: &PointsFn<'_, L>,
 ) -> Result<()> {
     if ctx.cfg.kinks != KinkHandling::Subgradient {
         return Ok(());
@@ -504,7 +584,7 @@ pub(crate) fn refine_kinks<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         }
         let h = ctx.cfg.h * factor;
         let s = mapper.map(layer, ctx.inputs, ctx.r, todo.len(), &|p, j| {
-            sample(p, todo[j], h)
+            sample_all(points, p, todo[j], h)
         })?;
         for (j, &i) in todo.iter().enumerate() {
             numeric[i] = s[j].analyse(ctx.l0, ctx.labs, scale);
@@ -533,51 +613,15 @@ fn full_tensor<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     let (tref, h) = (spec.tref, ctx.cfg.h);
     let a: Vec<f64> = analytic.iter().copied().collect();
     let tol = ctx.model.tol(ctx.cfg, ctx.global_scale);
-    let numeric = match ctx.cfg.richardson {
-        Richardson::Always => {
-            let samples = mapper.map(layer, ctx.inputs, ctx.r, n, &|p, i| p.sample(tref, i, h))?;
-            let scale = tensor_scale(samples.iter().map(|s| s.half_central()));
-            let mut numeric: Vec<Numeric> = samples
-                .iter()
-                .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
-                .collect();
-            refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, i, h| {
-                p.sample(tref, i, h)
-            })?;
-            numeric
-        }
-        Richardson::OnDemand => {
-            let outer = mapper.map(layer, ctx.inputs, ctx.r, n, &|p, i| {
-                p.sample_outer(tref, i, h)
-            })?;
-            let scale = tensor_scale(outer.iter().map(|s| s.central()));
-            let settled: Vec<Option<Numeric>> = outer
-                .iter()
-                .zip(&a)
-                .map(|(s, &a)| s.screen(ctx.l0, ctx.labs, scale, a, &tol))
-                .collect();
-            let todo: Vec<usize> = (0..n).filter(|&i| settled[i].is_none()).collect();
-            let rest = mapper.map(layer, ctx.inputs, ctx.r, todo.len(), &|p, j| {
-                p.complete(tref, todo[j], h, outer[todo[j]])
-            })?;
-            // `todo` lists the unsettled elements in order, as `rest` does.
-            let mut rest = rest.iter();
-            let mut numeric: Vec<Numeric> = settled
-                .into_iter()
-                .map(|s| {
-                    s.unwrap_or_else(|| {
-                        rest.next()
-                            .expect("one completed sample per unsettled element")
-                            .analyse(ctx.l0, ctx.labs, scale)
-                    })
-                })
-                .collect();
-            refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, i, h| {
-                p.sample(tref, i, h)
-            })?;
-            numeric
-        }
-    };
+    let numeric = numeric_side(
+        layer,
+        mapper,
+        ctx,
+        &a,
+        None,
+        &|_| tol,
+        &|p, i, h, which, out| p.points(tref, i, h, which, out),
+    )?;
     let outcomes: Vec<Outcome> = a
         .iter()
         .zip(&numeric)

@@ -9,10 +9,9 @@
 //! disagrees, or more kinks than allowed, returns `None` so the caller runs
 //! the full check on this tensor to find the wrong elements.
 
-use super::config::Richardson;
 use super::diagnose::Diagnosis;
-use super::engine::{Ctx, Mapper, TensorSpec, assemble, refine_kinks};
-use super::numeric::{Numeric, Outcome, TensorRef, Tol, compare};
+use super::engine::{Ctx, Mapper, TensorSpec, assemble, numeric_side};
+use super::numeric::{Outcome, TensorRef, Tol, compare};
 use super::report::{CheckedMode, TensorReport};
 use crate::error::Result;
 use crate::layer::Layer;
@@ -63,7 +62,7 @@ pub(crate) fn check_tensor_fast<L: Layer<f64> + ?Sized, M: Mapper<L>>(
             None => return Ok(None),
         },
     };
-    let (tref, h) = (spec.tref, ctx.cfg.h);
+    let tref = spec.tref;
     let mut a = Vec::with_capacity(k);
     let mut l1 = Vec::with_capacity(k);
     let mut v1 = Vec::with_capacity(k);
@@ -93,42 +92,15 @@ pub(crate) fn check_tensor_fast<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         })
         .collect();
     let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let mut numeric: Vec<Numeric> = match ctx.cfg.richardson {
-        Richardson::Always => mapper
-            .map(layer, ctx.inputs, ctx.r, k, &|p, j| {
-                p.sample_along(tref, &base, &dirs[j], h)
-            })?
-            .iter()
-            .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
-            .collect(),
-        Richardson::OnDemand => {
-            let outer = mapper.map(layer, ctx.inputs, ctx.r, k, &|p, j| {
-                p.sample_along_outer(tref, &base, &dirs[j], h)
-            })?;
-            let settled: Vec<Option<Numeric>> = (0..k)
-                .map(|j| outer[j].screen(ctx.l0, ctx.labs, scale, a[j], &tols[j]))
-                .collect();
-            let todo: Vec<usize> = (0..k).filter(|&j| settled[j].is_none()).collect();
-            let rest = mapper.map(layer, ctx.inputs, ctx.r, todo.len(), &|p, i| {
-                p.complete_along(tref, &base, &dirs[todo[i]], h, outer[todo[i]])
-            })?;
-            // `todo` lists the unsettled directions in order, as `rest` does.
-            let mut rest = rest.iter();
-            settled
-                .into_iter()
-                .map(|s| {
-                    s.unwrap_or_else(|| {
-                        rest.next()
-                            .expect("one completed sample per unsettled direction")
-                            .analyse(ctx.l0, ctx.labs, scale)
-                    })
-                })
-                .collect()
-        }
-    };
-    refine_kinks(layer, mapper, ctx, &mut numeric, scale, &|p, j, h| {
-        p.sample_along(tref, &base, &dirs[j], h)
-    })?;
+    let numeric = numeric_side(
+        layer,
+        mapper,
+        ctx,
+        &a,
+        Some(scale),
+        &|j| tols[j],
+        &|p, j, h, which, out| p.points_along(tref, &base, &dirs[j], h, which, out),
+    )?;
     let outcomes: Vec<Outcome> = (0..k)
         .map(|j| compare(a[j], &numeric[j], &tols[j]))
         .collect();

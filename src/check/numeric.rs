@@ -81,6 +81,13 @@ pub(crate) struct Probe<'a, L: ?Sized> {
     pub r: &'a ArrayD<f64>,
 }
 
+/// All four perturbed points of a sample.
+pub(crate) const STENCIL_ALL: [usize; 4] = [0, 1, 2, 3];
+/// The outer pair `x ± h`.
+pub(crate) const STENCIL_OUTER: [usize; 2] = [0, 1];
+/// The inner pair `x ± h/2`.
+pub(crate) const STENCIL_INNER: [usize; 2] = [2, 3];
+
 /// Five function values' worth of samples of one element (or direction):
 /// `L(x+h), L(x−h), L(x+h/2), L(x−h/2)` and the exact steps taken.
 #[derive(Debug, Clone, Copy, Default)]
@@ -166,32 +173,15 @@ impl<L: Layer<f64> + ?Sized> Probe<'_, L> {
     /// Evaluates the four perturbed losses of element `flat` of `t`.
     pub fn sample(&mut self, t: TensorRef, flat: usize, h: f64) -> Result<Sample> {
         let mut out = Sample::default();
-        self.sample_into(t, flat, h, &[0, 1, 2, 3], &mut out)?;
+        self.points(t, flat, h, &STENCIL_ALL, &mut out)?;
         Ok(out)
     }
 
-    /// Evaluates the outer pair `L(x ± h)` only (stage 1 of
-    /// [`Richardson::OnDemand`](super::config::Richardson::OnDemand)); the
-    /// inner pair of the returned sample is NaN until [`Probe::complete`].
-    pub fn sample_outer(&mut self, t: TensorRef, flat: usize, h: f64) -> Result<Sample> {
-        let mut out = Sample {
-            l: [f64::NAN; 4],
-            s: [f64::NAN; 4],
-        };
-        self.sample_into(t, flat, h, &[0, 1], &mut out)?;
-        Ok(out)
-    }
-
-    /// Adds the inner pair `L(x ± h/2)` to a sample from
-    /// [`Probe::sample_outer`] at the same element and `h`.
-    pub fn complete(&mut self, t: TensorRef, flat: usize, h: f64, mut s: Sample) -> Result<Sample> {
-        self.sample_into(t, flat, h, &[2, 3], &mut s)?;
-        Ok(s)
-    }
-
-    /// Evaluates the points `which` (indices into `[x+h, x−h, x+h/2, x−h/2]`)
-    /// into `out`, restoring the element exactly afterwards, also on error.
-    fn sample_into(
+    /// Evaluates the points `which` (indices into `[x+h, x−h, x+h/2, x−h/2]`:
+    /// [`STENCIL_ALL`], or [`STENCIL_OUTER`] then [`STENCIL_INNER`]) of
+    /// element `flat` of `t` into `out`, restoring the element exactly
+    /// afterwards, also on error.
+    pub fn points(
         &mut self,
         t: TensorRef,
         flat: usize,
@@ -247,50 +237,10 @@ impl<L: Layer<f64> + ?Sized> Probe<'_, L> {
         }
     }
 
-    /// Samples the loss along direction `dir` (unit length) from `base`, with
-    /// step `h · max(1, max|base|)`. Restores `base` exactly.
-    pub fn sample_along(
-        &mut self,
-        t: TensorRef,
-        base: &ArrayD<f64>,
-        dir: &ArrayD<f64>,
-        h: f64,
-    ) -> Result<Sample> {
-        let mut out = Sample::default();
-        self.sample_along_into(t, base, dir, h, &[0, 1, 2, 3], &mut out)?;
-        Ok(out)
-    }
-
-    /// [`Probe::sample_along`]'s outer pair only (see [`Probe::sample_outer`]).
-    pub fn sample_along_outer(
-        &mut self,
-        t: TensorRef,
-        base: &ArrayD<f64>,
-        dir: &ArrayD<f64>,
-        h: f64,
-    ) -> Result<Sample> {
-        let mut out = Sample {
-            l: [f64::NAN; 4],
-            s: [f64::NAN; 4],
-        };
-        self.sample_along_into(t, base, dir, h, &[0, 1], &mut out)?;
-        Ok(out)
-    }
-
-    /// Adds the inner pair to a sample from [`Probe::sample_along_outer`].
-    pub fn complete_along(
-        &mut self,
-        t: TensorRef,
-        base: &ArrayD<f64>,
-        dir: &ArrayD<f64>,
-        h: f64,
-        mut s: Sample,
-    ) -> Result<Sample> {
-        self.sample_along_into(t, base, dir, h, &[2, 3], &mut s)?;
-        Ok(s)
-    }
-
-    fn sample_along_into(
+    /// Evaluates the points `which` (as in [`Probe::points`]) along
+    /// direction `dir` (unit length) from `base`, with step
+    /// `h · max(1, max|base|)`, into `out`. Restores `base` exactly.
+    pub fn points_along(
         &mut self,
         t: TensorRef,
         base: &ArrayD<f64>,
@@ -359,6 +309,12 @@ pub(crate) struct Numeric {
 const SCREEN_KINK_REL: f64 = 1e-2;
 
 impl Sample {
+    /// A sample with no point evaluated yet (every value NaN).
+    pub const UNEVALUATED: Sample = Sample {
+        l: [f64::NAN; 4],
+        s: [f64::NAN; 4],
+    };
+
     /// `D(h/2)`, used for the tensor's scale.
     pub fn half_central(&self) -> f64 {
         (self.l[2] - self.l[3]) / (self.s[2] + self.s[3])
