@@ -488,3 +488,57 @@ fn richardson_on_demand_settles_almost_all_of_an_affine_with_the_outer_pair() {
         "{both} of {checked} needed both stencils: {r}"
     );
 }
+
+/// Checks `layer` in fast mode (`k` directions per tensor) and in full mode;
+/// asserts that fast mode hands exactly the tensors the full check fails to
+/// the full check (which then gives the full verdict), and passes the rest
+/// on its directions alone.
+fn fast_flags_what_full_fails(
+    layer: &mut dyn Layer<f64>,
+    inputs: &[ArrayD<f64>],
+    k: usize,
+) -> std::result::Result<(), TestCaseError> {
+    use gradverify::check::{CheckedMode, Mode};
+    let full = run(layer, inputs);
+    let fast = check(
+        layer,
+        inputs,
+        &CheckConfig::default().with_mode(Mode::Fast { directions: k }),
+    )
+    .expect("the check runs");
+    prop_assert_eq!(verdicts(&fast), verdicts(&full), "{}\n{}", fast, full);
+    for t in &fast.tensors {
+        let want = if t.passed {
+            CheckedMode::Fast { directions: k }
+        } else {
+            CheckedMode::FastThenFull { directions: k }
+        };
+        prop_assert_eq!(t.mode, want, "{}", fast);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(cases(12))]
+
+    /// Fast mode's directions (dense for vectors, rank one `u ⊗ w` for
+    /// matrices and higher) catch every deliberately wrong backward the
+    /// full check catches, down to one element 1 % off, with one direction
+    /// and with two.
+    #[test]
+    fn fast_mode_catches_what_the_full_check_catches(
+        x in multi_element_array(),
+        (xa, w, b) in square_affine_case(),
+        (xm, ym) in same_shape_pair(),
+        k in 1usize..=2,
+    ) {
+        fast_flags_what_full_fails(&mut doubled_gradient_sigmoid(), std::slice::from_ref(&x), k)?;
+        fast_flags_what_full_fails(&mut one_element_off_sigmoid(), std::slice::from_ref(&x), k)?;
+        fast_flags_what_full_fails(&mut Sigmoid::new(), std::slice::from_ref(&x), k)?;
+        for bug in [AffineBug::None, AffineBug::TransposedDw, AffineBug::DbFirstRow] {
+            fast_flags_what_full_fails(&mut affine(&w, &b, bug), std::slice::from_ref(&xa), k)?;
+        }
+        let mut neg = Bent { inner: Mul::new(), name: "NegatedMul", bug: |g| g.into_iter().map(|g| -g).collect() };
+        fast_flags_what_full_fails(&mut neg, &[xm, ym], k)?;
+    }
+}

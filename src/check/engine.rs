@@ -31,6 +31,10 @@ pub(crate) trait Mapper<L: ?Sized> {
         n: usize,
         g: &(dyn Fn(&mut Probe<'_, L>, usize) -> Result<T> + Sync),
     ) -> Result<Vec<T>>;
+
+    /// Runs `f(i)` for `i in 0..n`, work that touches no layer, serially or
+    /// in parallel like [`Mapper::map`].
+    fn map_pure<T: Send>(&self, n: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<T>;
 }
 
 /// Evaluates on the caller's layer, in order.
@@ -52,11 +56,27 @@ impl<L: Layer<f64> + ?Sized> Mapper<L> for Serial {
         };
         (0..n).map(|i| g(&mut p, i)).collect()
     }
+
+    fn map_pure<T: Send>(&self, n: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<T> {
+        (0..n).map(f).collect()
+    }
 }
 
-/// Splits `0..n` into contiguous chunks (four per thread, for balance), each
-/// evaluated on its own clone of the layer and inputs. Results are assembled
-/// in index order, so the outcome is identical to [`Serial`]'s.
+/// Below this many items [`Parallel`] evaluates serially. Measured on the
+/// 2-core machine with the fast check of the tutorial's MLP (36 directions,
+/// 72 evaluations of 25–35 µs): two threads took longer than one, since
+/// cloning the model (1.4 MB of fresh pages) cost 0.7 ms and the two
+/// evaluation streams, each reading the 627 KB first-layer weights from the
+/// shared L3 cache, slowed each other by 20–60 %.
+const MIN_PARALLEL: usize = 64;
+
+/// Splits `0..n` into interleaved chunks (item `i` in chunk `i mod c`, so
+/// neighbouring items of similar cost are spread), between one and four per
+/// thread (one per 16 items, so a few costly items are not outweighed by the
+/// layer clones). The first chunk runs on the caller's layer, every other
+/// one on its own clone of the layer and inputs. Results are assembled in
+/// index order, so the outcome is identical to [`Serial`]'s. Fewer than
+/// [`MIN_PARALLEL`] items are evaluated serially.
 pub(crate) struct Parallel;
 
 impl<L: Layer<f64> + Clone + Send> Mapper<L> for Parallel {
@@ -69,29 +89,44 @@ impl<L: Layer<f64> + Clone + Send> Mapper<L> for Parallel {
         g: &(dyn Fn(&mut Probe<'_, L>, usize) -> Result<T> + Sync),
     ) -> Result<Vec<T>> {
         let threads = rayon::current_num_threads();
-        if threads < 2 || n < 8 {
+        if threads < 2 || n < MIN_PARALLEL {
             return Serial.map(layer, inputs, r, n, g);
         }
-        let chunks = (threads * 4).min(n);
-        let work: Vec<(L, usize, usize)> = (0..chunks)
-            .map(|c| (layer.clone(), c * n / chunks, (c + 1) * n / chunks))
-            .collect();
-        let parts: Vec<Result<Vec<T>>> = work
+        let chunks = (n / 16).clamp(threads, threads * 4);
+        let mut clones: Vec<L> = (1..chunks).map(|_| layer.clone()).collect();
+        let locals: Vec<&mut L> = std::iter::once(layer).chain(clones.iter_mut()).collect();
+        let parts: Vec<Result<Vec<T>>> = locals
             .into_par_iter()
-            .map(|(mut local, lo, hi)| {
+            .enumerate()
+            .map(|(c, local)| {
                 let mut p = Probe {
-                    layer: &mut local,
+                    layer: local,
                     inputs: inputs.to_vec(),
                     r,
                 };
-                (lo..hi).map(|i| g(&mut p, i)).collect()
+                (c..n).step_by(chunks).map(|i| g(&mut p, i)).collect()
             })
             .collect();
-        let mut out = Vec::with_capacity(n);
-        for part in parts {
-            out.extend(part?);
+        let mut parts: Vec<std::vec::IntoIter<T>> = parts
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .map(Vec::into_iter)
+            .collect();
+        Ok((0..n)
+            .map(|i| {
+                parts[i % chunks]
+                    .next()
+                    .expect("chunk i mod c holds item i")
+            })
+            .collect())
+    }
+
+    fn map_pure<T: Send>(&self, n: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<T> {
+        if n < MIN_PARALLEL {
+            return (0..n).map(f).collect();
         }
-        Ok(out)
+        (0..n).into_par_iter().map(f).collect()
     }
 }
 
@@ -176,7 +211,7 @@ fn validate_inputs<F: Float, L: Layer<F> + ?Sized>(
         )));
     }
     for (k, x) in inputs.iter().enumerate() {
-        if x.iter().any(|v| !v.is_finite()) {
+        if !x.fold(true, |ok, v| ok && v.is_finite()) {
             return Err(Error::NonFinite {
                 op: format!("check({})", layer.name()),
                 what: format!("input {k}"),
@@ -188,6 +223,18 @@ fn validate_inputs<F: Float, L: Layer<F> + ?Sized>(
 
 fn to_f64<F: Float>(a: &ArrayD<F>) -> ArrayD<f64> {
     a.mapv(|v| v.f64())
+}
+
+/// [`to_f64`] by value: an f64 array is moved, not copied.
+fn into_f64<F: Float>(a: ArrayD<F>) -> ArrayD<f64> {
+    let any: Box<dyn std::any::Any> = Box::new(a);
+    match any.downcast::<ArrayD<f64>>() {
+        Ok(a) => *a,
+        Err(any) => to_f64(
+            any.downcast_ref::<ArrayD<F>>()
+                .expect("the box holds the ArrayD<F> just put in"),
+        ),
+    }
 }
 
 /// Forward, projection, backward and the contract checks, in `F`.
@@ -203,7 +250,7 @@ pub(crate) fn analytic_phase<F: Float, L: Layer<F> + ?Sized>(
     let r64 = projection(&out_shape, cfg.seed);
     let r_f: ArrayD<F> = r64.mapv(F::of);
     let r = to_f64(&r_f);
-    let reference: Analytic<F> = contract::forward_backward(layer, inputs, &r_f)?;
+    let reference: Analytic<F> = contract::backward(layer, &r_f)?;
     let mut contracts = vec![contract::shapes(&reference, inputs, nd)];
     if cfg.contracts {
         contracts.extend(contract::behaviour(
@@ -213,16 +260,17 @@ pub(crate) fn analytic_phase<F: Float, L: Layer<F> + ?Sized>(
     contracts.extend(contract::invariants(&reference, &cfg.invariants, cfg.atol));
 
     let mut specs = Vec::new();
+    let mut grads = reference.grads.into_iter();
     for (k, input) in inputs.iter().enumerate().take(nd) {
         let shape = input.shape().to_vec();
-        let analytic = match reference.grads.get(k) {
+        let analytic = match grads.next() {
             None => Err("backward returned no gradient for this input".to_string()),
             Some(g) if g.shape() != shape.as_slice() => Err(format!(
                 "gradient has shape {:?}, input has {:?}",
                 g.shape(),
                 shape
             )),
-            Some(g) => Ok(to_f64(g)),
+            Some(g) => Ok(into_f64(g)),
         };
         specs.push(TensorSpec {
             name: format!("input {k}"),
@@ -232,19 +280,19 @@ pub(crate) fn analytic_phase<F: Float, L: Layer<F> + ?Sized>(
             analytic,
         });
     }
-    for (k, p) in reference.params.iter().enumerate() {
-        let shape = p.value.shape().to_vec();
-        let analytic = match &p.grad {
+    for (k, p) in reference.params.into_iter().enumerate() {
+        let shape = p.shape;
+        let analytic = match p.grad {
             None => Err("no gradient stored after backward".to_string()),
             Some(g) if g.shape() != shape.as_slice() => Err(format!(
                 "gradient has shape {:?}, value has {:?}",
                 g.shape(),
                 shape
             )),
-            Some(g) => Ok(to_f64(g)),
+            Some(g) => Ok(into_f64(g)),
         };
         specs.push(TensorSpec {
-            name: p.name.clone(),
+            name: p.name,
             kind: TensorKind::Param,
             tref: TensorRef::Param(k),
             shape,
@@ -306,13 +354,17 @@ pub(crate) fn numeric_phase<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         .specs
         .iter()
         .filter_map(|s| s.analytic.as_ref().ok())
-        .flat_map(|a| a.iter())
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, |m, v| m.max(v.abs()));
+        .map(|a| {
+            a.fold(
+                0.0f64,
+                |m, v| if v.is_finite() { m.max(v.abs()) } else { m },
+            )
+        })
+        .fold(0.0f64, f64::max);
     // Floor: f32 rounding of O(1) intermediates (a softmax probability near
     // 1 in `y − t`) leaves absolute errors ~eps32 even when every gradient is
     // tiny, so the scale is at least 1 % of the projection's magnitude.
-    let r_max = phase.r.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let r_max = phase.r.fold(0.0f64, |m, v| m.max(v.abs()));
     let global_scale = global_scale.max(1e-2 * r_max);
     let batch = inputs
         .first()
@@ -329,9 +381,35 @@ pub(crate) fn numeric_phase<L: Layer<f64> + ?Sized, M: Mapper<L>>(
         out_shape: &phase.out_shape,
         global_scale,
     };
+    // Fast mode first, for all its tensors at once; the full check for the
+    // rest and for the tensors whose directions disagree.
+    let directions: Vec<Option<usize>> = phase
+        .specs
+        .iter()
+        .map(|s| fast_directions(cfg, s.shape.iter().product()))
+        .collect();
+    let todo: Vec<(&TensorSpec, usize)> = phase
+        .specs
+        .iter()
+        .zip(&directions)
+        .filter_map(|(s, k)| Some((s, (*k)?)).filter(|(s, _)| s.analytic.is_ok()))
+        .collect();
+    let mut fast = fast::check_tensors_fast(layer, mapper, &ctx, &todo)?.into_iter();
     let mut tensors = Vec::new();
-    for spec in &phase.specs {
-        tensors.push(check_tensor(layer, mapper, &ctx, spec)?);
+    for (spec, k) in phase.specs.iter().zip(&directions) {
+        let report = match (&spec.analytic, k) {
+            (Ok(analytic), Some(k)) => match fast.next().expect("one result per fast tensor") {
+                Some(report) => report,
+                None => {
+                    let mut full = full_tensor(layer, mapper, &ctx, spec, analytic)?;
+                    full.mode = CheckedMode::FastThenFull { directions: *k };
+                    full
+                }
+            },
+            (Ok(analytic), None) => full_tensor(layer, mapper, &ctx, spec, analytic)?,
+            (Err(detail), _) => unusable(spec, detail),
+        };
+        tensors.push(report);
     }
     let _ = phase.num_differentiable;
     let passed = tensors.iter().all(|t| t.passed) && phase.contracts.iter().all(|c| c.passed);
@@ -346,52 +424,38 @@ pub(crate) fn numeric_phase<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     })
 }
 
-fn check_tensor<L: Layer<f64> + ?Sized, M: Mapper<L>>(
-    layer: &mut L,
-    mapper: &mut M,
-    ctx: &Ctx<'_>,
-    spec: &TensorSpec,
-) -> Result<TensorReport> {
-    let analytic = match &spec.analytic {
-        Ok(a) => a,
-        Err(detail) => {
-            return Ok(TensorReport {
-                name: spec.name.clone(),
-                kind: spec.kind,
-                shape: spec.shape.clone(),
-                mode: CheckedMode::Full,
-                checked: 0,
-                at_kink: 0,
-                unreliable: 0,
-                both_stencils: 0,
-                failed: 0,
-                non_finite: 0,
-                max_abs_err: f64::NAN,
-                max_rel_err: f64::NAN,
-                worst: None,
-                worst_failing: Vec::new(),
-                passed: false,
-                diagnosis: Some(Diagnosis::BadGradient {
-                    detail: detail.clone(),
-                }),
-            });
-        }
-    };
-    let n = analytic.len();
-    let directions = match ctx.cfg.mode {
+/// The number of directions if `cfg` checks a tensor of `n` elements in
+/// fast mode, `None` for the full check.
+fn fast_directions(cfg: &CheckConfig, n: usize) -> Option<usize> {
+    match cfg.mode {
         Mode::Full => None,
         Mode::Fast { directions } => Some(directions),
-        Mode::Auto => (n > ctx.cfg.fast_threshold).then_some(ctx.cfg.fast_directions),
-    };
-    if let Some(k) = directions {
-        if let Some(report) = fast::check_tensor_fast(layer, mapper, ctx, spec, analytic, k)? {
-            return Ok(report);
-        }
-        let mut full = full_tensor(layer, mapper, ctx, spec, analytic)?;
-        full.mode = CheckedMode::FastThenFull { directions: k };
-        return Ok(full);
+        Mode::Auto => (n > cfg.fast_threshold).then_some(cfg.fast_directions),
     }
-    full_tensor(layer, mapper, ctx, spec, analytic)
+}
+
+/// The report of a tensor without a usable analytic gradient.
+fn unusable(spec: &TensorSpec, detail: &str) -> TensorReport {
+    TensorReport {
+        name: spec.name.clone(),
+        kind: spec.kind,
+        shape: spec.shape.clone(),
+        mode: CheckedMode::Full,
+        checked: 0,
+        at_kink: 0,
+        unreliable: 0,
+        both_stencils: 0,
+        failed: 0,
+        non_finite: 0,
+        max_abs_err: f64::NAN,
+        max_rel_err: f64::NAN,
+        worst: None,
+        worst_failing: Vec::new(),
+        passed: false,
+        diagnosis: Some(Diagnosis::BadGradient {
+            detail: detail.to_string(),
+        }),
+    }
 }
 
 /// Assembles a tensor report from per-item outcomes. `index_of` maps an item
@@ -505,28 +569,30 @@ fn sample_all<L: ?Sized>(
 /// or directions in fast mode): both stencils for every item
 /// ([`Richardson::Always`]) or the inner pair only for the items the outer
 /// pair does not settle ([`Richardson::OnDemand`]), then the kink
-/// refinement. `scale` is the items' gradient scale, `None` to take it from
-/// the numeric values; `tol(i)` gives item `i`'s tolerances.
+/// refinement. `scales` holds each item's gradient scale, `None` to take
+/// one for all from the numeric values; `tol(i)` gives item `i`'s
+/// tolerances.
 pub(crate) fn numeric_side<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     layer: &mut L,
     mapper: &mut M,
     ctx: &Ctx<'_>,
     a: &[f64],
-    scale: Option<f64>,
+    scales: Option<&[f64]>,
     tol: &(dyn Fn(usize) -> Tol + Sync),
     points: &PointsFn<'_, L>,
 ) -> Result<Vec<Numeric>> {
     let (n, h) = (a.len(), ctx.cfg.h);
+    let scale_of = |i: usize, tensor: f64| scales.map_or(tensor, |s| s[i]);
     let (mut numeric, scale): (Vec<Numeric>, f64) = match ctx.cfg.richardson {
         Richardson::Always => {
             let samples = mapper.map(layer, ctx.inputs, ctx.r, n, &|p, i| {
                 sample_all(points, p, i, h)
             })?;
-            let scale =
-                scale.unwrap_or_else(|| tensor_scale(samples.iter().map(|s| s.half_central())));
+            let scale = tensor_scale(samples.iter().map(|s| s.half_central()));
             let numeric = samples
                 .iter()
-                .map(|s| s.analyse(ctx.l0, ctx.labs, scale))
+                .enumerate()
+                .map(|(i, s)| s.analyse(ctx.l0, ctx.labs, scale_of(i, scale)))
                 .collect();
             (numeric, scale)
         }
@@ -536,9 +602,9 @@ pub(crate) fn numeric_side<L: Layer<f64> + ?Sized, M: Mapper<L>>(
                 points(p, i, h, &STENCIL_OUTER, &mut s)?;
                 Ok(s)
             })?;
-            let scale = scale.unwrap_or_else(|| tensor_scale(outer.iter().map(|s| s.central())));
+            let scale = tensor_scale(outer.iter().map(|s| s.central()));
             let settled: Vec<Option<Numeric>> = (0..n)
-                .map(|i| outer[i].screen(ctx.l0, ctx.labs, scale, a[i], &tol(i)))
+                .map(|i| outer[i].screen(ctx.l0, ctx.labs, scale_of(i, scale), a[i], &tol(i)))
                 .collect();
             let todo: Vec<usize> = (0..n).filter(|&i| settled[i].is_none()).collect();
             let rest = mapper.map(layer, ctx.inputs, ctx.r, todo.len(), &|p, j| {
@@ -547,21 +613,29 @@ pub(crate) fn numeric_side<L: Layer<f64> + ?Sized, M: Mapper<L>>(
                 Ok(s)
             })?;
             // `todo` lists the unsettled items in order, as `rest` does.
-            let mut rest = rest.iter();
+            let mut rest = rest.iter().zip(&todo);
             let numeric = settled
                 .into_iter()
                 .map(|s| {
                     s.unwrap_or_else(|| {
-                        rest.next()
-                            .expect("one completed sample per unsettled item")
-                            .analyse(ctx.l0, ctx.labs, scale)
+                        let (s, &i) = rest
+                            .next()
+                            .expect("one completed sample per unsettled item");
+                        s.analyse(ctx.l0, ctx.labs, scale_of(i, scale))
                     })
                 })
                 .collect();
             (numeric, scale)
         }
     };
-    refine_kinks(layer, mapper, ctx, &mut numeric, scale, points)?;
+    refine_kinks(
+        layer,
+        mapper,
+        ctx,
+        &mut numeric,
+        &|i| scale_of(i, scale),
+        points,
+    )?;
     Ok(numeric)
 }
 
@@ -571,7 +645,7 @@ fn refine_kinks<L: Layer<f64> + ?Sized, M: Mapper<L>>(
     mapper: &mut M,
     ctx: &Ctx<'_>,
     numeric: &mut [Numeric],
-    scale: f64,
+    scale: &dyn Fn(usize) -> f64,
     points: &PointsFn<'_, L>,
 ) -> Result<()> {
     if ctx.cfg.kinks != KinkHandling::Subgradient {
@@ -587,7 +661,7 @@ fn refine_kinks<L: Layer<f64> + ?Sized, M: Mapper<L>>(
             sample_all(points, p, todo[j], h)
         })?;
         for (j, &i) in todo.iter().enumerate() {
-            numeric[i] = s[j].analyse(ctx.l0, ctx.labs, scale);
+            numeric[i] = s[j].analyse(ctx.l0, ctx.labs, scale(i));
         }
     }
     Ok(())

@@ -32,6 +32,7 @@
 //! point, so rounding of `x ± h` does not bias the differences.
 
 use super::config::KinkHandling;
+use super::fast::Direction;
 use crate::error::{Error, Result, Shape};
 use crate::layer::Layer;
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, Zip};
@@ -211,16 +212,18 @@ impl<L: Layer<f64> + ?Sized> Probe<'_, L> {
         &mut self,
         t: TensorRef,
         base: &ArrayD<f64>,
-        dir: &ArrayD<f64>,
+        dir: &Direction,
         step: f64,
     ) -> Result<()> {
         let assign = |mut v: ArrayViewMutD<'_, f64>| {
             if v.shape() != base.shape() {
                 return false;
             }
-            Zip::from(&mut v).and(base).and(dir).for_each(|x, &b, &d| {
-                *x = if step == 0.0 { b } else { b + step * d };
-            });
+            if step == 0.0 {
+                v.assign(base);
+            } else {
+                dir.add_scaled(base, step, v);
+            }
             true
         };
         let ok = match t {
@@ -238,18 +241,20 @@ impl<L: Layer<f64> + ?Sized> Probe<'_, L> {
     }
 
     /// Evaluates the points `which` (as in [`Probe::points`]) along
-    /// direction `dir` (unit length) from `base`, with step
-    /// `h · max(1, max|base|)`, into `out`. Restores `base` exactly.
+    /// direction `dir` (unit length) from `base`, with step `h · scale`
+    /// (`scale = max(1, max|base|)`, computed once by the caller), into
+    /// `out`. Restores `base` exactly.
+    #[allow(clippy::too_many_arguments)]
     pub fn points_along(
         &mut self,
         t: TensorRef,
         base: &ArrayD<f64>,
-        dir: &ArrayD<f64>,
+        scale: f64,
+        dir: &Direction,
         h: f64,
         which: &[usize],
         out: &mut Sample,
     ) -> Result<()> {
-        let scale = base.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         let step = h * scale;
         let steps = [step, -step, step / 2.0, -step / 2.0];
         for &i in which {

@@ -33,7 +33,7 @@ use super::{expect_dout_shape, expect_inputs, small_gemm};
 use crate::error::{Error, Result, Shape};
 use crate::float::Float;
 use crate::layer::{Layer, Param};
-use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Axis, IxDyn};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
 
 /// What forward keeps for backward.
 #[derive(Debug, Clone)]
@@ -211,6 +211,37 @@ fn small_batch_f64<F: Float>(x: &Array2<F>, w: &Array2<F>, b: &Array1<F>) -> Opt
     small_gemm::affine_small(xs, ws, bs, (n, k, m), ys).then_some(y)
 }
 
+/// `(dout · wᵀ, xᵀ · dout)` by the small-batch kernel
+/// ([`small_gemm::affine_backward_small`]) when `x` has at most
+/// [`small_gemm::MAX_ROWS`] rows and all three are contiguous; `None`
+/// otherwise. `reuse` (the previous `dW`) is overwritten when its shape
+/// fits, which saves allocating and zeroing `W`'s size on every call.
+fn small_batch_backward<F: Float>(
+    x: &Array2<F>,
+    w: &Array2<F>,
+    d: &ArrayView2<'_, F>,
+    reuse: Option<Array2<F>>,
+) -> Option<(Array2<F>, Array2<F>)> {
+    if x.nrows() > small_gemm::MAX_ROWS {
+        return None;
+    }
+    let (n, k, m) = (x.nrows(), w.nrows(), w.ncols());
+    let (xs, ws, ds) = (x.as_slice()?, w.as_slice()?, d.as_slice()?);
+    let mut dx = Array2::<F>::zeros((n, k));
+    let mut dw = reuse
+        .filter(|g| g.dim() == (k, m) && g.is_standard_layout())
+        .unwrap_or_else(|| Array2::zeros((k, m)));
+    small_gemm::affine_backward_small(
+        xs,
+        ws,
+        ds,
+        (n, k, m),
+        dx.as_slice_mut().expect("a fresh array is contiguous"),
+        dw.as_slice_mut().expect("a fresh array is contiguous"),
+    );
+    Some((dx, dw))
+}
+
 impl<F: Float> Layer<F> for Affine<F> {
     fn name(&self) -> String {
         "Affine".into()
@@ -257,12 +288,16 @@ impl<F: Float> Layer<F> for Affine<F> {
         // which `into_shape_with_order` cannot reshape to rank 3+ without a
         // copy (it panicked for `(N, C, H, W)` inputs); `to_shape` copies
         // when the layout needs it.
-        let dx = d2
-            .dot(&self.w.t())
+        let reuse = self.dw.take();
+        let (dx, dw) = match small_batch_backward(&cache.x, &self.w, &d2.view(), reuse) {
+            Some(both) => both,
+            None => (d2.dot(&self.w.t()), cache.x.t().dot(&d2)),
+        };
+        let dx = dx
             .to_shape(IxDyn(&cache.x_shape))
             .expect("same element count")
             .into_owned();
-        self.dw = Some(cache.x.t().dot(&d2));
+        self.dw = Some(dw);
         self.db = Some(d2.sum_axis(Axis(0)));
         Ok(vec![dx])
     }
