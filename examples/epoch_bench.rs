@@ -116,10 +116,14 @@ fn main() -> gradverify::Result<()> {
         let perm = rng.permutation(train.len()); // untimed, as in the peers
         let t0 = Instant::now();
         let mut loss = 0.0;
-        for idx in perm.chunks_exact(batch).take(steps) {
-            train.fill_batch(idx, xbuf.view_mut(), &mut labels)?;
-            loss = engine.step(&mut model, xbuf.view(), &labels, lr)?;
-        }
+        // On one of rayon's threads, as `train::fit::train` runs its steps.
+        rayon::scope(|_| -> gradverify::Result<()> {
+            for idx in perm.chunks_exact(batch).take(steps) {
+                train.fill_batch(idx, xbuf.view_mut(), &mut labels)?;
+                loss = engine.step(&mut model, xbuf.view(), &labels, lr)?;
+            }
+            Ok(())
+        })?;
         let t1 = Instant::now();
         let acc = engine.accuracy(&model, &test, &mut ebuf, &mut labels)?;
         let t2 = Instant::now();

@@ -36,7 +36,8 @@ pub fn shuffle_seed(seed: u64) -> u64 {
 /// Trains a fresh `Mlp<f32>` (`features → hidden… → classes`, weights from
 /// `cfg.seed`) on `train` for `cfg.epochs` true epochs, evaluating on `test`
 /// after each. Prints a progress bar (stderr, hidden when not a terminal)
-/// and one line per epoch (stdout) unless `cfg.quiet`.
+/// and one line per epoch (stdout) unless `cfg.quiet`. The data must be
+/// `Sync`: the steps run on rayon's threads.
 ///
 /// **Errors** with [`Error::Config`] for an invalid configuration, an empty
 /// set, or sets whose feature or class counts differ; with
@@ -45,7 +46,7 @@ pub fn shuffle_seed(seed: u64) -> u64 {
 /// optimizer than `mlp` with `sgd` is an [`Error::Config`]: those run on
 /// [`super::generic::train_classifier`] (and [`super::reference_run`] picks
 /// the right one).
-pub fn train<D: Examples + ?Sized>(
+pub fn train<D: Examples + Sync + ?Sized>(
     cfg: &TrainConfig,
     train: &D,
     test: &D,
@@ -81,18 +82,25 @@ pub fn train<D: Examples + ?Sized>(
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
-        for (i, idx) in order.chunks(batch).enumerate() {
-            let k = idx.len();
-            train.fill_batch(idx, xbuf.slice_mut(s![..k, ..]), &mut labels)?;
-            let loss = f64::from(engine.step(&mut model, xbuf.slice(s![..k, ..]), &labels, lr)?);
-            if !loss.is_finite() {
-                return Err(diverged(cfg, epoch, i + 1));
+        // The steps run on one of rayon's threads, so the engine's parallel
+        // sections hand work to the other thread directly instead of waking
+        // pool threads from outside for every section.
+        rayon::scope(|_| -> Result<()> {
+            for (i, idx) in order.chunks(batch).enumerate() {
+                let k = idx.len();
+                train.fill_batch(idx, xbuf.slice_mut(s![..k, ..]), &mut labels)?;
+                let loss =
+                    f64::from(engine.step(&mut model, xbuf.slice(s![..k, ..]), &labels, lr)?);
+                if !loss.is_finite() {
+                    return Err(diverged(cfg, epoch, i + 1));
+                }
+                history.iteration_losses.push(loss);
+                loss_sum += loss * k as f64;
+                bar.set_message(format!("{:.4}", loss_sum / ((i * batch + k) as f64)));
+                bar.inc(1);
             }
-            history.iteration_losses.push(loss);
-            loss_sum += loss * k as f64;
-            bar.set_message(format!("{:.4}", loss_sum / ((i * batch + k) as f64)));
-            bar.inc(1);
-        }
+            Ok(())
+        })?;
         bar.finish_and_clear();
         let train_accuracy = engine.accuracy(&model, train, &mut eval_buf, &mut labels)?;
         let test_accuracy = engine.accuracy(&model, test, &mut eval_buf, &mut labels)?;

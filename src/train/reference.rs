@@ -49,7 +49,7 @@ pub struct Run {
 /// [`train_classifier`] and [`write_outputs`].
 pub fn reference_run<D, V>(cfg: &TrainConfig, train_set: &D, test_set: &D, verify: V) -> Result<Run>
 where
-    D: Examples + ?Sized,
+    D: Examples + Sync + ?Sized,
     V: FnOnce() -> Result<String>,
 {
     if !cfg.uses_engine() {

@@ -286,7 +286,7 @@ fn bad_configurations_and_mismatched_sets_are_errors() {
 /// Wraps a dataset and records the index list of every `fill_batch` call.
 struct Recording<'a> {
     inner: &'a Dataset,
-    calls: std::cell::RefCell<Vec<Vec<usize>>>,
+    calls: std::sync::Mutex<Vec<Vec<usize>>>,
 }
 
 impl gradverify::train::Examples for Recording<'_> {
@@ -302,7 +302,10 @@ impl gradverify::train::Examples for Recording<'_> {
         out: ndarray::ArrayViewMut2<'_, F>,
         labels: &mut Vec<usize>,
     ) -> gradverify::Result<()> {
-        self.calls.borrow_mut().push(indices.to_vec());
+        self.calls
+            .lock()
+            .expect("not poisoned")
+            .push(indices.to_vec());
         self.inner.fill_batch(indices, out, labels)
     }
 }
@@ -323,7 +326,7 @@ fn each_epoch_visits_every_training_example_once_in_a_fresh_order() {
     assert_eq!(h.iteration_losses.len(), 3 * 8);
     // Per epoch: 8 training batches (7 of 32, one of 26), then one
     // evaluation pass over all 250 in order.
-    let calls = tr.calls.into_inner();
+    let calls = tr.calls.into_inner().expect("not poisoned");
     assert_eq!(calls.len(), 3 * 9);
     let mut orders = Vec::new();
     for epoch in calls.chunks(9) {
@@ -344,5 +347,11 @@ fn each_epoch_visits_every_training_example_once_in_a_fresh_order() {
         "shuffled, not in file order"
     );
     // The test set is only evaluated, never trained on.
-    assert!(te.calls.into_inner().iter().all(|c| c.len() == 250));
+    assert!(
+        te.calls
+            .into_inner()
+            .expect("not poisoned")
+            .iter()
+            .all(|c| c.len() == 250)
+    );
 }
