@@ -288,110 +288,100 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    #[test]
-    fn backward_matches_the_general_products_at_every_small_shape() {
-        let mut rng = StdRng::seed_from_u64(11);
+    /// Runs `f(n, k, m, x (n, k), w (k, m), rng)` for every row count up to
+    /// [`MAX_ROWS`] and every `(k, m)`, with entries uniform in `[-1, 1)`.
+    fn for_each_case(
+        seed: u64,
+        shapes: &[(usize, usize)],
+        mut f: impl FnMut((usize, usize, usize), &Array2<f64>, &Array2<f64>, &mut StdRng),
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
         for n in 1..=MAX_ROWS {
-            for (k, m) in [
-                (1, 1),
-                (3, 7),
-                (5, 8),
-                (9, 10),
-                (2, 17),
-                (784, 100),
-                (32, 0),
-            ] {
+            for &(k, m) in shapes {
                 let x = Array2::from_shape_simple_fn((n, k), || rng.random_range(-1.0..1.0));
                 let w = Array2::from_shape_simple_fn((k, m), || rng.random_range(-1.0..1.0));
-                let d = Array2::from_shape_simple_fn((n, m), || rng.random_range(-1.0..1.0));
-                let mut dx = vec![f64::NAN; n * k];
-                let mut dw = vec![f64::NAN; k * m];
-                affine_backward_small(
-                    x.as_slice().unwrap(),
-                    w.as_slice().unwrap(),
-                    d.as_slice().unwrap(),
-                    (n, k, m),
-                    &mut dx,
-                    &mut dw,
-                );
-                let want_dx = d.dot(&w.t());
-                let want_dw = x.t().dot(&d);
-                let tol = 1e-13 * (m.max(n) as f64);
-                for (got, want) in dx.iter().zip(want_dx.iter()) {
-                    assert!(
-                        (got - want).abs() <= tol,
-                        "dx ({n},{k},{m}): {got} vs {want}"
-                    );
-                }
-                for (got, want) in dw.iter().zip(want_dw.iter()) {
-                    assert!(
-                        (got - want).abs() <= tol,
-                        "dw ({n},{k},{m}): {got} vs {want}"
-                    );
-                }
-                // f32 takes the same path.
-                let (x32, w32, d32) = (
-                    x.mapv(|v| v as f32),
-                    w.mapv(|v| v as f32),
-                    d.mapv(|v| v as f32),
-                );
-                let mut dx32 = vec![0f32; n * k];
-                let mut dw32 = vec![0f32; k * m];
-                affine_backward_small(
-                    x32.as_slice().unwrap(),
-                    w32.as_slice().unwrap(),
-                    d32.as_slice().unwrap(),
-                    (n, k, m),
-                    &mut dx32,
-                    &mut dw32,
-                );
-                for (got, want) in dx32.iter().zip(want_dx.iter()) {
-                    assert!((f64::from(*got) - want).abs() <= 1e-4 * (m as f64 + 1.0));
-                }
+                f((n, k, m), &x, &w, &mut rng);
             }
         }
     }
 
+    /// Asserts `got ≈ want` elementwise within `tol`.
+    fn assert_close<T: Copy + Into<f64>>(got: &[T], want: &Array2<f64>, tol: f64, what: &str) {
+        for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
+            let g: f64 = g.into();
+            assert!((g - w).abs() <= tol, "{what} element {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn backward_matches_the_general_products_at_every_small_shape() {
+        let shapes = [
+            (1, 1),
+            (3, 7),
+            (5, 8),
+            (9, 10),
+            (2, 17),
+            (784, 100),
+            (32, 0),
+        ];
+        for_each_case(11, &shapes, |(n, k, m), x, w, rng| {
+            let d = Array2::from_shape_simple_fn((n, m), || rng.random_range(-1.0..1.0));
+            let (want_dx, want_dw) = (d.dot(&w.t()), x.t().dot(&d));
+            let what = format!("({n}, {k}, {m})");
+            let mut dx = vec![f64::NAN; n * k];
+            let mut dw = vec![f64::NAN; k * m];
+            let s = |a: &Array2<f64>| a.as_slice().unwrap().to_vec();
+            affine_backward_small(&s(x), &s(w), &s(&d), (n, k, m), &mut dx, &mut dw);
+            let tol = 1e-13 * (m.max(n) as f64);
+            assert_close(&dx, &want_dx, tol, &format!("dx {what}"));
+            assert_close(&dw, &want_dw, tol, &format!("dw {what}"));
+            // f32 takes the same path.
+            let s32 = |a: &Array2<f64>| a.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let mut dx32 = vec![f32::NAN; n * k];
+            let mut dw32 = vec![f32::NAN; k * m];
+            affine_backward_small(&s32(x), &s32(w), &s32(&d), (n, k, m), &mut dx32, &mut dw32);
+            let tol = 1e-5 * (m.max(n) as f64 + 1.0);
+            assert_close(&dx32, &want_dx, tol, &format!("f32 dx {what}"));
+            assert_close(&dw32, &want_dw, tol, &format!("f32 dw {what}"));
+        });
+    }
+
     #[test]
     fn matches_the_general_product_at_every_small_shape() {
-        let mut rng = StdRng::seed_from_u64(7);
         let mut computed = 0;
-        for n in 1..=MAX_ROWS {
-            for (k, m) in [
-                (1, 1),
-                (3, 7),
-                (5, 8),
-                (9, 10),
-                (2, 13),
-                (17, 16),
-                (784, 100),
-                (32, 10),
-            ] {
-                let x = Array2::from_shape_simple_fn((n, k), || rng.random_range(-1.0..1.0));
-                let w = Array2::from_shape_simple_fn((k, m), || rng.random_range(-1.0..1.0));
-                let b = Array1::from_shape_simple_fn(m, || rng.random_range(-1.0..1.0));
-                let mut y = vec![f64::NAN; n * m];
-                let done = affine_small(
-                    x.as_slice().unwrap(),
-                    w.as_slice().unwrap(),
-                    b.as_slice().unwrap(),
-                    (n, k, m),
-                    &mut y,
-                );
-                if !done {
-                    assert!(y.iter().all(|v| v.is_nan()), "y written without the kernel");
-                    continue;
-                }
-                computed += 1;
-                let want = x.dot(&w) + &b;
-                for (i, (&got, &want)) in y.iter().zip(want.iter()).enumerate() {
-                    assert!(
-                        (got - want).abs() <= 1e-13 * k as f64,
-                        "({n}, {k})·({k}, {m}) element {i}: {got} vs {want}"
-                    );
-                }
+        let shapes = [
+            (1, 1),
+            (3, 7),
+            (5, 8),
+            (9, 10),
+            (2, 13),
+            (17, 16),
+            (784, 100),
+            (32, 10),
+        ];
+        for_each_case(7, &shapes, |(n, k, m), x, w, rng| {
+            let b = Array1::from_shape_simple_fn(m, || rng.random_range(-1.0..1.0));
+            let mut y = vec![f64::NAN; n * m];
+            let done = affine_small(
+                x.as_slice().unwrap(),
+                w.as_slice().unwrap(),
+                b.as_slice().unwrap(),
+                (n, k, m),
+                &mut y,
+            );
+            if !done {
+                assert!(y.iter().all(|v| v.is_nan()), "y written without the kernel");
+                return;
             }
-        }
+            computed += 1;
+            let want = x.dot(w) + &b;
+            assert_close(
+                &y,
+                &want,
+                1e-13 * k as f64,
+                &format!("({n}, {k})·({k}, {m})"),
+            );
+        });
         if computed == 0 {
             eprintln!("notice: no AVX2+FMA on this CPU; the small-batch kernel is not used here");
         }
