@@ -1,7 +1,7 @@
 //! The check's driver: the analytic phase (forward, backward, contracts) on
 //! the layer in its own float type, then the numeric phase in f64, serial or
-//! split over rayon's threads (each thread its own clone of the layer and
-//! the inputs).
+//! split over rayon's threads (the caller's layer and one clone of the layer
+//! and the inputs per further chunk of work).
 
 use super::config::{CheckConfig, KinkHandling, Mode, Richardson};
 use super::contract::{self, Analytic};
