@@ -54,15 +54,12 @@ fn unit_gaussian(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f64> {
 fn dot_and_abs(a: &[f64], b: &[f64]) -> (f64, f64) {
     let (mut s, mut t) = ([0.0f64; 4], [0.0f64; 4]);
     let (ac, bc) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .fold(0.0, |acc, p| {
-            t[0] += p.abs();
-            acc + p
-        });
+    let mut tail = 0.0;
+    for (x, y) in ac.remainder().iter().zip(bc.remainder()) {
+        let p = x * y;
+        tail += p;
+        t[0] += p.abs();
+    }
     for (x, y) in ac.zip(bc) {
         for l in 0..4 {
             let p = x[l] * y[l];
