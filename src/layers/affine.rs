@@ -54,6 +54,10 @@ pub struct Affine<F> {
     dw: Option<Array2<F>>,
     db: Option<Array1<F>>,
     cache: Option<Cache<F>>,
+    /// The column order of the next small-batch forward, flipped on every
+    /// one (see `small_gemm::affine_small`: the same results, fewer L3
+    /// reads of a `W` larger than L2).
+    reverse: bool,
 }
 
 impl<F: Float> Affine<F> {
@@ -86,6 +90,7 @@ impl<F: Float> Affine<F> {
             dw: None,
             db: None,
             cache: None,
+            reverse: false,
         })
     }
 
@@ -188,7 +193,13 @@ fn reshape<F: Float>(a: Array2<F>, shape: &[usize]) -> ArrayD<F> {
 /// `x · w + b` by the small-batch f64 kernel ([`small_gemm`]) when `F` is
 /// `f64`, `x` has at most [`small_gemm::MAX_ROWS`] rows, all three are
 /// contiguous and the CPU has the kernel's instructions; `None` otherwise.
-fn small_batch_f64<F: Float>(x: &Array2<F>, w: &Array2<F>, b: &Array1<F>) -> Option<Array2<F>> {
+/// `reverse` is the kernel's column order, which never changes the result.
+fn small_batch_f64<F: Float>(
+    x: &Array2<F>,
+    w: &Array2<F>,
+    b: &Array1<F>,
+    reverse: bool,
+) -> Option<Array2<F>> {
     if std::any::TypeId::of::<F>() != std::any::TypeId::of::<f64>()
         || x.nrows() > small_gemm::MAX_ROWS
     {
@@ -208,7 +219,7 @@ fn small_batch_f64<F: Float>(x: &Array2<F>, w: &Array2<F>, b: &Array1<F>) -> Opt
     let ys = y.as_slice_mut().expect("a fresh array is contiguous");
     // SAFETY: as above, for the output.
     let ys = unsafe { std::slice::from_raw_parts_mut(ys.as_mut_ptr().cast::<f64>(), ys.len()) };
-    small_gemm::affine_small(xs, ws, bs, (n, k, m), ys).then_some(y)
+    small_gemm::affine_small(xs, ws, bs, (n, k, m), ys, reverse).then_some(y)
 }
 
 /// `(dout · wᵀ, xᵀ · dout)` by the small-batch kernel
@@ -256,7 +267,8 @@ impl<F: Float> Layer<F> for Affine<F> {
         self.cache = None;
         expect_inputs(OP, inputs, 1)?;
         let x = self.flatten(OP, &inputs[0])?;
-        let y = match small_batch_f64(&x, &self.w, &self.b) {
+        self.reverse = !self.reverse;
+        let y = match small_batch_f64(&x, &self.w, &self.b, self.reverse) {
             Some(y) => y,
             None => x.dot(&self.w) + &self.b,
         };
@@ -393,6 +405,32 @@ mod tests {
             ])
         );
         assert_eq!(fc.db().unwrap(), arr1(&[4.0, 1.0]));
+    }
+
+    #[test]
+    fn repeated_small_batch_forwards_agree_bit_for_bit() {
+        // Successive f64 forwards on a few rows alternate the kernel's column
+        // order; the outputs must not depend on it. 13 columns: blocks of 8
+        // and 4 and a single column.
+        let w = Array::from_shape_fn((50, 13), |(i, j)| ((i * 13 + j) as f64 * 0.37).sin());
+        let b = Array1::from_shape_fn(13, |j| j as f64 * 0.1 - 0.5);
+        let mut fc = Affine::new(w, b).unwrap();
+        let x =
+            Array::from_shape_fn((3, 50), |(i, j)| ((i * 50 + j) as f64 * 0.11).cos()).into_dyn();
+        let bits = |y: ArrayD<f64>| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let first = bits(fc.forward(&[x.view()]).unwrap());
+        for _ in 0..3 {
+            assert_eq!(bits(fc.forward(&[x.view()]).unwrap()), first);
+        }
+        let want = x
+            .clone()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap()
+            .dot(fc.w())
+            + fc.b();
+        for (got, want) in fc.forward(&[x.view()]).unwrap().iter().zip(want.iter()) {
+            assert_abs_diff_eq!(*got, *want, epsilon = 1e-12);
+        }
     }
 
     #[test]

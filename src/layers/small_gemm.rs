@@ -25,6 +25,14 @@ pub(crate) const MAX_ROWS: usize = 8;
 /// contiguous, if this CPU has the kernel's instructions; returns whether
 /// it did (`y` is untouched otherwise).
 ///
+/// The kernel walks `w` one block of columns at a time, down all its rows;
+/// `reverse` walks the blocks from the last to the first. Every output is
+/// the same sum either way, bit for bit. A caller that alternates the order
+/// on successive calls with the same `w` finds the blocks read last still in
+/// L2 at the start of the next call: the checker's 784×100 f64 `W` (627 KB)
+/// does not fit a 512 KB L2, and read in one order it is fetched from L3
+/// entirely on every call.
+///
 /// # Panics
 /// If a slice's length does not match its shape (an internal invariant:
 /// the caller passes arrays it has checked).
@@ -34,6 +42,7 @@ pub(crate) fn affine_small(
     b: &[f64],
     (n, k, m): (usize, usize, usize),
     y: &mut [f64],
+    reverse: bool,
 ) -> bool {
     assert!(
         x.len() == n * k && w.len() == k * m && b.len() == m && y.len() == n * m,
@@ -50,10 +59,10 @@ pub(crate) fn affine_small(
             // compiled for; the slice lengths were checked above.
             unsafe {
                 match rows {
-                    4 => avx::block::<4>(xs, w, b, (k, m), ys),
-                    3 => avx::block::<3>(xs, w, b, (k, m), ys),
-                    2 => avx::block::<2>(xs, w, b, (k, m), ys),
-                    _ => avx::block::<1>(xs, w, b, (k, m), ys),
+                    4 => avx::block::<4>(xs, w, b, (k, m), ys, reverse),
+                    3 => avx::block::<3>(xs, w, b, (k, m), ys, reverse),
+                    2 => avx::block::<2>(xs, w, b, (k, m), ys, reverse),
+                    _ => avx::block::<1>(xs, w, b, (k, m), ys, reverse),
                 }
             }
             r0 += rows;
@@ -77,7 +86,8 @@ mod avx {
     const PREFETCH_ROWS: usize = 12;
 
     /// `R` rows of the output (`x` holds `R·k` values, `y` `R·m`): column
-    /// blocks of 8 (two registers per row), then of 4, then single columns.
+    /// blocks of 8 (two registers per row), then of 4, then single columns,
+    /// or the same blocks from the last to the first if `reverse`.
     ///
     /// # Safety
     /// The CPU must have AVX2 and FMA; `x.len() == R·k`, `w.len() == k·m`,
@@ -89,26 +99,32 @@ mod avx {
         b: &[f64],
         (k, m): (usize, usize),
         y: &mut [f64],
+        reverse: bool,
     ) {
         debug_assert!(x.len() == R * k && w.len() == k * m && b.len() == m && y.len() == R * m);
-        let mut j0 = 0;
-        while j0 + 8 <= m {
-            // SAFETY: columns j0..j0 + 8 are within every row.
-            unsafe { panel::<R, 2>(x, w, b, (k, m), j0, y) };
-            j0 += 8;
-        }
-        if j0 + 4 <= m {
-            // SAFETY: as above, for 4 columns.
-            unsafe { panel::<R, 1>(x, w, b, (k, m), j0, y) };
-            j0 += 4;
-        }
-        for j in j0..m {
-            for r in 0..R {
-                let mut acc = 0.0f64;
-                for p in 0..k {
-                    acc = x[r * k + p].mul_add(w[p * m + j], acc);
+        // Blocks in order: `wide` of 8 columns, `narrow` (0 or 1) of 4, then
+        // `singles` single columns.
+        let wide = m / 8;
+        let narrow = (m % 8) / 4;
+        let singles = m % 4;
+        let steps = wide + narrow + singles;
+        for s in 0..steps {
+            let s = if reverse { steps - 1 - s } else { s };
+            if s < wide {
+                // SAFETY: columns 8s..8s + 8 are within every row.
+                unsafe { panel::<R, 2>(x, w, b, (k, m), 8 * s, y) };
+            } else if s < wide + narrow {
+                // SAFETY: as above, for 4 columns.
+                unsafe { panel::<R, 1>(x, w, b, (k, m), 8 * wide, y) };
+            } else {
+                let j = 8 * wide + 4 * narrow + (s - wide - narrow);
+                for r in 0..R {
+                    let mut acc = 0.0f64;
+                    for p in 0..k {
+                        acc = x[r * k + p].mul_add(w[p * m + j], acc);
+                    }
+                    y[r * m + j] = acc + b[j];
                 }
-                y[r * m + j] = acc + b[j];
             }
         }
     }
@@ -361,19 +377,31 @@ mod tests {
         ];
         for_each_case(7, &shapes, |(n, k, m), x, w, rng| {
             let b = Array1::from_shape_simple_fn(m, || rng.random_range(-1.0..1.0));
-            let mut y = vec![f64::NAN; n * m];
-            let done = affine_small(
-                x.as_slice().unwrap(),
-                w.as_slice().unwrap(),
-                b.as_slice().unwrap(),
-                (n, k, m),
-                &mut y,
-            );
+            let run = |reverse: bool| {
+                let mut y = vec![f64::NAN; n * m];
+                let done = affine_small(
+                    x.as_slice().unwrap(),
+                    w.as_slice().unwrap(),
+                    b.as_slice().unwrap(),
+                    (n, k, m),
+                    &mut y,
+                    reverse,
+                );
+                (done, y)
+            };
+            let (done, y) = run(false);
             if !done {
                 assert!(y.iter().all(|v| v.is_nan()), "y written without the kernel");
                 return;
             }
             computed += 1;
+            let (_, y_reversed) = run(true);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&y),
+                bits(&y_reversed),
+                "({n}, {k})·({k}, {m}): the block order changed a result"
+            );
             let want = x.dot(w) + &b;
             assert_close(
                 &y,
@@ -398,17 +426,23 @@ mod tests {
             .map(|i| 1.0 + (i % 7) as f64 * 1e-16 + (i / m) as f64 * 1e3)
             .collect();
         let b: Vec<f64> = (0..m).map(|j| j as f64 * 0.5).collect();
-        let mut y = vec![0.0; n * m];
-        if !affine_small(&x, &w, &b, (n, k, m), &mut y) {
-            return;
-        }
-        for r in 0..n {
-            for j in 0..m {
-                let mut acc = 0.0f64;
-                for p in 0..k {
-                    acc = x[r * k + p].mul_add(w[p * m + j], acc);
+        for reverse in [false, true] {
+            let mut y = vec![0.0; n * m];
+            if !affine_small(&x, &w, &b, (n, k, m), &mut y, reverse) {
+                return;
+            }
+            for r in 0..n {
+                for j in 0..m {
+                    let mut acc = 0.0f64;
+                    for p in 0..k {
+                        acc = x[r * k + p].mul_add(w[p * m + j], acc);
+                    }
+                    assert_eq!(
+                        y[r * m + j],
+                        acc + b[j],
+                        "row {r} column {j}, reverse {reverse}"
+                    );
                 }
-                assert_eq!(y[r * m + j], acc + b[j], "row {r} column {j}");
             }
         }
     }
