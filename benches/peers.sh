@@ -8,10 +8,14 @@
 #   next to the repository) to a temporary directory;
 # - builds examples/epoch_bench.rs in release (the peers' run, bit-identical
 #   SplitMix64 He init and Fisher-Yates batch order, same JSON fields);
-# - runs gradverify, numpy, numpy --no-input-grad and JAX as fresh processes,
+# - runs gradverify, numpy, numpy --no-input-grad, JAX and, if torch is
+#   installed (benches/gradcheck_peers.sh installs it), PyTorch as fresh processes,
 #   REPS times with the order rotated each time, each under /usr/bin/time -v;
 # - prints min / median epoch and eval times, test accuracy, peak RSS, and the
-#   ratios: numpy / ours, JAX / ours, ours / the GEMM-bound floor (0.183 s).
+#   ratios: numpy / ours, JAX / ours, PyTorch / ours, and ours / the GEMM-bound
+#   floor: the epoch's 31.38 GFLOP at the 2-thread 2000^3 SGEMM rate that the
+#   peers' gemm_bench.py measures in the same rotation (and, for comparison,
+#   at the 171.5 GFLOP/s of results-2026-12-01.md, 0.183 s).
 # Data: Fashion-MNIST in FMNIST_DIR (default /usr/share/datasets/fashion-mnist).
 # Threads: 2 everywhere (OMP/OpenBLAS/MKL/RAYON_NUM_THREADS=2).
 # The load average is printed before and after: other jobs on the machine make
@@ -30,9 +34,9 @@ fi
 export FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 
 PY=$(command -v python3)
-if ! "$PY" -c 'import numpy, jax, optax' 2>/dev/null; then
-  echo "installing numpy jax optax" >&2
-  "$PY" -m pip install --quiet numpy jax optax
+if ! "$PY" -c 'import numpy, jax, optax, threadpoolctl' 2>/dev/null; then
+  echo "installing numpy jax optax threadpoolctl" >&2
+  "$PY" -m pip install --quiet numpy jax optax threadpoolctl
 fi
 
 WORK=$(mktemp -d)
@@ -53,6 +57,15 @@ cmds=(
   "$PY numpy_mlp.py --epochs $EPOCHS --no-input-grad --label numpy-noinputgrad"
   "$PY jax_mlp.py --epochs $EPOCHS"
 )
+# The machine's SGEMM rate, measured in the rotation like a peer.
+names+=(gemm)
+cmds+=("$PY gemm_bench.py")
+if "$PY" -c 'import torch' 2>/dev/null; then
+  names+=(torch)
+  cmds+=("$PY torch_mlp.py --epochs $EPOCHS --threads 2")
+else
+  echo "torch not installed: PyTorch is left out (pip install torch to add it)" >&2
+fi
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 n=${#names[@]}
@@ -74,11 +87,19 @@ import json, os, re, statistics, sys
 raw, reps, epochs, before, after = sys.argv[1:]
 FLOOR = 0.183  # s: 31.38 GFLOP at 171.5 GFLOP/s (results-2026-12-01.md)
 rows = {}
+floors = []
 for f in sorted(os.listdir(raw)):
     m = re.match(r"(.+)_(\d+)\.json$", f)
     if not m:
         continue
     name = m.group(1)
+    if name == "gemm":
+        try:
+            j = json.loads(open(os.path.join(raw, f)).read().strip().splitlines()[-1])
+            floors.append(j["epoch"]["lower_bound_s_at_2000cube_peak_3x"])
+        except (IndexError, ValueError, KeyError):
+            pass
+        continue
     r = rows.setdefault(name, {"epoch": [], "eval": [], "acc": set(), "rss": []})
     try:
         j = json.loads(open(os.path.join(raw, f)).read().strip().splitlines()[-1])
@@ -97,7 +118,7 @@ print(f"{reps} interleaved reps x {epochs} epochs, 2 threads; load average befor
 print()
 print("| peer | epoch min / median s | eval 10k min / median ms | test acc (last epoch) | peak RSS MiB |")
 print("|---|---|---|---|---|")
-for name in ["gradverify", "numpy", "numpy-noinputgrad", "jax"]:
+for name in ["gradverify", "numpy", "numpy-noinputgrad", "jax", "torch"]:
     if name not in rows:
         continue
     r = rows[name]
@@ -113,12 +134,17 @@ if "gradverify" in rows:
     print("|---|---|---|")
     for name, label in [("numpy", "numpy / gradverify (epoch)"),
                         ("numpy-noinputgrad", "numpy no-input-grad / gradverify (epoch)"),
-                        ("jax", "JAX / gradverify (epoch)")]:
+                        ("jax", "JAX / gradverify (epoch)"),
+                        ("torch", "PyTorch / gradverify (epoch)")]:
         if name in rows and rows[name]["epoch"]:
             o = mm(rows[name]["epoch"])
             print(f"| {label} | {o[0]/ours[0]:.2f}x | {o[1]/ours[1]:.2f}x |")
-    if "jax" in rows and rows["jax"]["eval"]:
-        o = mm(rows["jax"]["eval"])
-        print(f"| JAX / gradverify (eval 10k) | {o[0]/ours_eval[0]:.2f}x | {o[1]/ours_eval[1]:.2f}x |")
-    print(f"| gradverify / GEMM floor {FLOOR} s | {ours[0]/FLOOR:.2f}x | {ours[1]/FLOOR:.2f}x |")
+    for name, label in [("jax", "JAX"), ("torch", "PyTorch")]:
+        if name in rows and rows[name]["eval"]:
+            o = mm(rows[name]["eval"])
+            print(f"| {label} / gradverify (eval 10k) | {o[0]/ours_eval[0]:.2f}x | {o[1]/ours_eval[1]:.2f}x |")
+    if floors:
+        f = mm(floors)
+        print(f"| gradverify / GEMM floor measured in this run ({f[0]:.3f} s min, {f[1]:.3f} s median) | {ours[0]/f[0]:.2f}x | {ours[1]/f[1]:.2f}x |")
+    print(f"| gradverify / GEMM floor {FLOOR} s of results-2026-12-01.md | {ours[0]/FLOOR:.2f}x | {ours[1]/FLOOR:.2f}x |")
 EOF
