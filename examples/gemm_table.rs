@@ -5,9 +5,9 @@
 //! (what `gradverify::train::engine` does).
 //!
 //! ```sh
-//! cargo run --release --example gemm_table                 # all but mm-threads
-//! MATMUL_NUM_THREADS=2 cargo run --release --features mm-threading \
-//!     --example gemm_table -- mm                           # matrixmultiply's threads
+//! cargo run --release --features gemm-compare --example gemm_table   # all but mm-threads
+//! MATMUL_NUM_THREADS=2 cargo run --release --features gemm-compare,mm-threading \
+//!     --example gemm_table -- mm                                     # matrixmultiply's threads
 //! ```
 //! Each cell is max / median GFLOP/s over 7 blocks of about 0.15 s.
 
