@@ -190,36 +190,25 @@ fn reshape<F: Float>(a: Array2<F>, shape: &[usize]) -> ArrayD<F> {
         .expect("same element count, standard layout")
 }
 
-/// `x · w + b` by the small-batch f64 kernel ([`small_gemm`]) when `F` is
-/// `f64`, `x` has at most [`small_gemm::MAX_ROWS`] rows, all three are
-/// contiguous and the CPU has the kernel's instructions; `None` otherwise.
-/// `reverse` is the kernel's column order, which never changes the result.
-fn small_batch_f64<F: Float>(
+/// `x · w + b` by the float type's small-batch kernel ([`Float::small_affine`]:
+/// f64 has one, [`small_gemm`]) when `x` has at most
+/// [`small_gemm::MAX_ROWS`] rows, all three are contiguous and the CPU has
+/// the kernel's instructions; `None` otherwise. `reverse` is the kernel's
+/// column order, which never changes the result.
+fn small_batch<F: Float>(
     x: &Array2<F>,
     w: &Array2<F>,
     b: &Array1<F>,
     reverse: bool,
 ) -> Option<Array2<F>> {
-    if std::any::TypeId::of::<F>() != std::any::TypeId::of::<f64>()
-        || x.nrows() > small_gemm::MAX_ROWS
-    {
+    if x.nrows() > small_gemm::MAX_ROWS {
         return None;
     }
     let (n, k, m) = (x.nrows(), w.nrows(), w.ncols());
-    let as_f64 = |s: &[F]| -> &[f64] {
-        // SAFETY: `F` is `f64` (checked above), so the slice is one of f64.
-        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f64>(), s.len()) }
-    };
-    let (xs, ws, bs) = (
-        as_f64(x.as_slice()?),
-        as_f64(w.as_slice()?),
-        as_f64(b.as_slice()?),
-    );
+    let (xs, ws, bs) = (x.as_slice()?, w.as_slice()?, b.as_slice()?);
     let mut y = Array2::<F>::zeros((n, m));
     let ys = y.as_slice_mut().expect("a fresh array is contiguous");
-    // SAFETY: as above, for the output.
-    let ys = unsafe { std::slice::from_raw_parts_mut(ys.as_mut_ptr().cast::<f64>(), ys.len()) };
-    small_gemm::affine_small(xs, ws, bs, (n, k, m), ys, reverse).then_some(y)
+    F::small_affine(xs, ws, bs, (n, k, m), ys, reverse).then_some(y)
 }
 
 /// `(dout · wᵀ, xᵀ · dout)` by the small-batch kernel
@@ -268,7 +257,7 @@ impl<F: Float> Layer<F> for Affine<F> {
         expect_inputs(OP, inputs, 1)?;
         let x = self.flatten(OP, &inputs[0])?;
         self.reverse = !self.reverse;
-        let y = match small_batch_f64(&x, &self.w, &self.b, self.reverse) {
+        let y = match small_batch(&x, &self.w, &self.b, self.reverse) {
             Some(y) => y,
             None => x.dot(&self.w) + &self.b,
         };

@@ -17,7 +17,7 @@ pub mod pooling;
 mod props;
 pub mod relu;
 pub mod sigmoid;
-mod small_gemm;
+pub(crate) mod small_gemm;
 pub mod softmax_with_loss;
 pub mod softplus;
 pub mod tanh;
