@@ -18,24 +18,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${1:-3}
 REPS=${2:-3}
-PEERS_DIR=${PEERS_DIR:-}
-if [ -z "$PEERS_DIR" ]; then
-  for d in "$ROOT/../shared/bench/peers" /work/shared/bench/peers; do
-    [ -d "$d" ] && PEERS_DIR=$d && break
-  done
-fi
-[ -d "${PEERS_DIR:-}" ] || { echo "peer folder not found; set PEERS_DIR" >&2; exit 1; }
-
-PY=$(command -v python3)
-if ! "$PY" -c 'import torch' 2>/dev/null; then
-  echo "installing torch (about 5 GB)" >&2
-  "$PY" -m pip install --quiet torch
-fi
-
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cp -r "$PEERS_DIR" "$WORK/peers"
-chmod -R u+w "$WORK/peers"
+# shellcheck source=benches/peer_setup.sh
+. "$ROOT/benches/peer_setup.sh"
+# The PyPI wheel, about 5 GB with its CUDA libraries; it runs on the CPU here.
+peer_setup torch torch
 
 (cd "$ROOT" && cargo build --release --example gradcheck_bench >&2)
 BIN="$ROOT/target/release/examples/gradcheck_bench"

@@ -24,25 +24,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${1:-5}
 EPOCHS=${2:-3}
-PEERS_DIR=${PEERS_DIR:-}
-if [ -z "$PEERS_DIR" ]; then
-  for d in "$ROOT/../shared/bench/peers" /work/shared/bench/peers; do
-    [ -d "$d" ] && PEERS_DIR=$d && break
-  done
-fi
-[ -d "${PEERS_DIR:-}" ] || { echo "peer folder not found; set PEERS_DIR" >&2; exit 1; }
 export FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
-
-PY=$(command -v python3)
-if ! "$PY" -c 'import numpy, jax, optax, threadpoolctl' 2>/dev/null; then
-  echo "installing numpy jax optax threadpoolctl" >&2
-  "$PY" -m pip install --quiet numpy jax optax threadpoolctl
-fi
-
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cp -r "$PEERS_DIR" "$WORK/peers"
-chmod -R u+w "$WORK/peers"
+# shellcheck source=benches/peer_setup.sh
+. "$ROOT/benches/peer_setup.sh"
+peer_setup "numpy, jax, optax, threadpoolctl" "numpy jax optax threadpoolctl"
 
 (cd "$ROOT" && cargo build --release --example epoch_bench >&2)
 BIN="$ROOT/target/release/examples/epoch_bench"
