@@ -12,7 +12,7 @@
 use super::numeric::assert_gradients_ok;
 use super::test_support::{
     any_shape, array_of, batch_norm_case, batch_norm_in_mode, channel_batch_norm, config,
-    frozen_dropout, image_and_window, well_conditioned_images,
+    frozen_dropout, image_and_window, separated, well_conditioned_images,
 };
 use super::*;
 use crate::layer::Layer;
@@ -91,6 +91,7 @@ proptest! {
     fn max_pooling_agrees_with_central_differences(
         (x, (ph, pw, s, p)) in image_and_window(true),
     ) {
+        let x = separated(&x, 1e-3);
         assert_gradients_ok(&mut MaxPooling::new(ph, pw, s, p).unwrap(), &[x], 1e-7);
     }
 
@@ -185,4 +186,37 @@ fn softmax_with_loss_on_column_major_logits() {
     let gf = l.backward(one.view()).unwrap();
     crate::test_util::assert_close(&lf, &lc, 1e-12);
     crate::test_util::assert_close(&gf[0], &gc[0], 1e-12);
+}
+
+/// The case CI's MaxPooling property shrank to: an all-zero batch, where
+/// every window ties. Central differences there are half the analytic
+/// gradient, so the raw input must fail this helper (or the test above
+/// proves nothing about ties), and the separated input must pass.
+#[test]
+fn max_pooling_ties_fail_central_differences_and_separation_removes_them() {
+    let zeros = ArrayD::<f64>::zeros(IxDyn(&[2, 2, 4, 2]));
+    let mut pool = MaxPooling::new(1, 2, 1, 0).unwrap();
+    let raw = super::numeric::worst_error(&mut pool, std::slice::from_ref(&zeros));
+    assert!(
+        raw > 0.1,
+        "a tie must upset central differences, got {raw:e}"
+    );
+    let x = separated(&zeros, 1e-3);
+    let mut sorted: Vec<f64> = x.iter().copied().collect();
+    sorted.sort_by(f64::total_cmp);
+    assert!(sorted.windows(2).all(|p| p[1] - p[0] >= 1e-3 - 1e-15));
+    assert_gradients_ok(&mut pool, &[x], 1e-7);
+}
+
+/// `separated` keeps the order of values and leaves already-spread ones alone.
+#[test]
+fn separation_keeps_order_and_spread_values() {
+    let x = ndarray::arr1(&[0.5, -1.0, 0.5, 0.5004, 2.0]).into_dyn();
+    let s = separated(&x, 1e-3);
+    assert_eq!(s[[1]], -1.0);
+    assert_eq!(s[[4]], 2.0);
+    assert_eq!(s[[0]], 0.5);
+    // The equal and the near values are pushed up in turn, by `gap` each.
+    assert!((s[[2]] - 0.501).abs() < 1e-12, "{}", s[[2]]);
+    assert!((s[[3]] - 0.502).abs() < 1e-12, "{}", s[[3]]);
 }

@@ -93,6 +93,27 @@ pub(crate) fn image_and_window(
     })
 }
 
+/// `x` with its values moved apart, order kept, so that no two are within
+/// `gap` of each other: each value, in sorted order, is raised to at least
+/// the previous one plus `gap`. For MaxPooling, whose gradient jumps where
+/// two elements of a window tie: with random values in `[-2, 2]`, a window's
+/// top two come within `h = 1e-5` of each other in about 1 case in 10,000
+/// (one 24-case run in ~400; it happened in CI, and shrank to all zeros,
+/// the tie itself). The checker proper handles
+/// ties; this helper's central differences do not.
+pub(crate) fn separated(x: &ArrayD<f64>, gap: f64) -> ArrayD<f64> {
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    let flat: Vec<f64> = x.iter().copied().collect();
+    order.sort_by(|&a, &b| flat[a].total_cmp(&flat[b]));
+    let mut out = flat.clone();
+    let mut prev = f64::NEG_INFINITY;
+    for i in order {
+        out[i] = flat[i].max(prev + gap);
+        prev = out[i];
+    }
+    ArrayD::from_shape_vec(x.raw_dim(), out).expect("length matches")
+}
+
 /// A BatchNormalization case `(x (N, D), γ (D,), β (D,))`: `N` in
 /// `min_batch..=6`, `D <= 4`, values in `[-2, 2]`, batch statistics
 /// [`well_conditioned`].
