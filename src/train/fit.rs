@@ -13,16 +13,12 @@
 
 use super::config::TrainConfig;
 use super::engine::Engine;
+use super::epochs::{Trainee, buffer_rows, run_epochs};
 use super::examples::Examples;
-use super::metrics::{EpochMetrics, History};
+use super::metrics::History;
 use crate::error::{Error, Result};
 use crate::model::Mlp;
-use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array2, s};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use std::time::Instant;
+use ndarray::{Array2, ArrayView2};
 
 /// Rows per evaluation batch (bounded memory for any dataset size).
 pub(super) const EVAL_BATCH: usize = 1000;
@@ -59,62 +55,50 @@ pub fn train<D: Examples + Sync + ?Sized>(
             cfg.model, cfg.optimizer
         )));
     }
-    let mut model = Mlp::<f32>::new(
+    let model = Mlp::<f32>::new(
         train.features(),
         &cfg.hidden,
         train.num_classes(),
         cfg.activation,
         cfg.seed,
     )?;
-    let lr = cfg.lr as f32;
-    let n = train.len();
-    let batch = cfg.batch_size.min(n);
-    let iters = cfg.iterations_per_epoch(n);
-    let mut xbuf = Array2::<f32>::zeros((batch, train.features()));
-    let mut labels = Vec::with_capacity(batch);
-    let mut eval_buf = Array2::<f32>::zeros((EVAL_BATCH.min(n.max(test.len())), train.features()));
-    let mut engine = Engine::new(&model, batch.max(eval_buf.nrows()))?;
-    let mut rng = StdRng::seed_from_u64(shuffle_seed(cfg.seed));
-    let mut history = History::default();
-    for epoch in 1..=cfg.epochs {
-        let start = Instant::now();
-        let bar = progress_bar(cfg, epoch, iters);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        // The steps run on one of rayon's threads, so the engine's parallel
-        // sections hand work to the other thread directly instead of waking
-        // pool threads from outside for every section.
-        rayon::scope(|_| -> Result<()> {
-            for (i, idx) in order.chunks(batch).enumerate() {
-                let k = idx.len();
-                train.fill_batch(idx, xbuf.slice_mut(s![..k, ..]), &mut labels)?;
-                let loss =
-                    f64::from(engine.step(&mut model, xbuf.slice(s![..k, ..]), &labels, lr)?);
-                if !loss.is_finite() {
-                    return Err(diverged(cfg, epoch, i + 1));
-                }
-                history.iteration_losses.push(loss);
-                loss_sum += loss * k as f64;
-                bar.set_message(format!("{:.4}", loss_sum / ((i * batch + k) as f64)));
-                bar.inc(1);
-            }
-            Ok(())
-        })?;
-        bar.finish_and_clear();
-        let train_accuracy = engine.accuracy(&model, train, &mut eval_buf, &mut labels)?;
-        let test_accuracy = engine.accuracy(&model, test, &mut eval_buf, &mut labels)?;
-        let row = EpochMetrics {
-            epoch,
-            train_loss: loss_sum / n as f64,
-            train_accuracy,
-            test_accuracy,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        print_epoch(cfg, &row);
-        history.epochs.push(row);
+    let (batch, eval_rows) = buffer_rows(cfg, train, test);
+    let engine = Engine::new(&model, batch.max(eval_rows))?;
+    let mut run = EngineRun {
+        engine,
+        model,
+        lr: cfg.lr as f32,
+    };
+    let history = run_epochs(cfg, train, test, &mut run)?;
+    Ok((run.model, history))
+}
+
+/// The engine path's [`Trainee`]: SGD steps on the [`Engine`]'s buffers,
+/// updating `model` in place.
+struct EngineRun {
+    engine: Engine,
+    model: Mlp<f32>,
+    lr: f32,
+}
+
+impl<D: Examples + ?Sized> Trainee<D> for EngineRun {
+    fn step(&mut self, x: ArrayView2<'_, f32>, labels: &[usize]) -> Result<f64> {
+        Ok(f64::from(self.engine.step(
+            &mut self.model,
+            x,
+            labels,
+            self.lr,
+        )?))
     }
-    Ok((model, history))
+
+    fn accuracy(
+        &mut self,
+        data: &D,
+        buf: &mut Array2<f32>,
+        labels: &mut Vec<usize>,
+    ) -> Result<f64> {
+        self.engine.accuracy(&self.model, data, buf, labels)
+    }
 }
 
 /// Validates `cfg` and that the sets are non-empty and agree in features
@@ -144,51 +128,6 @@ pub(super) fn check_sets<D: Examples + ?Sized>(
         )));
     }
     Ok(())
-}
-
-/// The error for a non-finite training loss at `epoch`, iteration `iter`.
-pub(super) fn diverged(cfg: &TrainConfig, epoch: usize, iter: usize) -> Error {
-    Error::NonFinite {
-        op: "train".into(),
-        what: format!(
-            "the training loss at epoch {epoch}, iteration {iter} (the run diverged; \
-             try a smaller learning rate than {})",
-            cfg.lr
-        ),
-    }
-}
-
-/// Prints the per-epoch line (unless `cfg.quiet`).
-pub(super) fn print_epoch(cfg: &TrainConfig, row: &EpochMetrics) {
-    if !cfg.quiet {
-        println!(
-            "epoch {:>3}/{}  train loss {:.4}  train acc {:.4}  test acc {:.4}  ({:.2} s)",
-            row.epoch,
-            cfg.epochs,
-            row.train_loss,
-            row.train_accuracy,
-            row.test_accuracy,
-            row.seconds
-        );
-    }
-}
-
-/// A bar over one epoch's iterations showing the running mean loss; hidden
-/// when `cfg.quiet` (and by indicatif itself when stderr is not a terminal).
-pub(super) fn progress_bar(cfg: &TrainConfig, epoch: usize, iters: usize) -> ProgressBar {
-    if cfg.quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(iters as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "epoch {prefix} [{bar:40}] {pos}/{len} loss {msg} ({elapsed})",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
-    bar
 }
 
 /// The fraction of `data` whose highest logit is at its label (ties to the

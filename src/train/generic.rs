@@ -16,18 +16,16 @@
 //! and the model is put back into training mode afterwards.
 
 use super::config::TrainConfig;
+use super::epochs::{Trainee, run_epochs};
 use super::examples::Examples;
-use super::fit::{EVAL_BATCH, check_sets, diverged, print_epoch, progress_bar, shuffle_seed};
-use super::metrics::{EpochMetrics, History};
+use super::fit::check_sets;
+use super::metrics::History;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::model::{Activation, Mlp};
 use crate::models::{Classifier, ModelKind};
-use ndarray::{Array1, Array2, ArrayD, IxDyn, s};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use std::time::Instant;
+use crate::optim::Optimizer;
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, IxDyn, s};
 
 /// The dropout probability of every hidden layer of `mlp-bn` runs.
 pub const MLP_BN_DROPOUT: f64 = 0.1;
@@ -110,65 +108,60 @@ pub fn build_model(
 /// Trains the model `cfg.model` with `cfg.optimizer` (learning rate
 /// `cfg.lr`) on `train` for `cfg.epochs` true epochs, evaluating on `test`
 /// after each, exactly as [`super::fit::train`] does for the engine path.
-/// Returns the trained model (in training mode) and the history.
+/// Returns the trained model (in training mode) and the history. The data
+/// must be `Sync`: the steps run on one of rayon's threads, as the engine's.
 ///
 /// **Errors** as [`super::fit::train`] and [`check_setup`], and with
 /// whatever the model or the optimizer returns.
-pub fn train_classifier<D: Examples + ?Sized>(
+pub fn train_classifier<D: Examples + Sync + ?Sized>(
     cfg: &TrainConfig,
     train: &D,
     test: &D,
 ) -> Result<(BoxedClassifier, History)> {
     check_sets(cfg, train, test)?;
     let image = check_setup(cfg, train)?;
-    let mut model = build_model(cfg, image, train.num_classes())?;
-    let mut opt = cfg.optimizer.build::<f32>(cfg.lr as f32)?;
-    let n = train.len();
-    let batch = cfg.batch_size.min(n);
-    let iters = cfg.iterations_per_epoch(n);
-    let mut xbuf = Array2::<f32>::zeros((batch, train.features()));
-    let mut labels = Vec::with_capacity(batch);
-    let mut eval_buf = Array2::<f32>::zeros((EVAL_BATCH.min(n.max(test.len())), train.features()));
-    let one = ArrayD::from_elem(IxDyn(&[]), 1.0f32);
-    let mut rng = StdRng::seed_from_u64(shuffle_seed(cfg.seed));
-    let mut history = History::default();
-    for epoch in 1..=cfg.epochs {
-        let start = Instant::now();
-        let bar = progress_bar(cfg, epoch, iters);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
-        model.set_training(true);
-        let mut loss_sum = 0.0;
-        for (i, idx) in order.chunks(batch).enumerate() {
-            let k = idx.len();
-            train.fill_batch(idx, xbuf.slice_mut(s![..k, ..]), &mut labels)?;
-            let t = Array1::from_iter(labels.iter().map(|&l| l as f32)).into_dyn();
-            let x = xbuf.slice(s![..k, ..]).into_dyn();
-            let loss = f64::from(model.forward(&[x, t.view()])?[[]]);
-            if !loss.is_finite() {
-                return Err(diverged(cfg, epoch, i + 1));
-            }
-            model.backward(one.view())?;
-            opt.step(&mut *model)?;
-            history.iteration_losses.push(loss);
-            loss_sum += loss * k as f64;
-            bar.set_message(format!("{:.4}", loss_sum / ((i * batch + k) as f64)));
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let train_accuracy = evaluate(&mut *model, train, &mut eval_buf, &mut labels)?;
-        let test_accuracy = evaluate(&mut *model, test, &mut eval_buf, &mut labels)?;
-        let row = EpochMetrics {
-            epoch,
-            train_loss: loss_sum / n as f64,
-            train_accuracy,
-            test_accuracy,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        print_epoch(cfg, &row);
-        history.epochs.push(row);
+    let model = build_model(cfg, image, train.num_classes())?;
+    let opt = cfg.optimizer.build::<f32>(cfg.lr as f32)?;
+    let mut run = ClassifierRun {
+        model,
+        opt,
+        one: ArrayD::from_elem(IxDyn(&[]), 1.0f32),
+    };
+    let history = run_epochs(cfg, train, test, &mut run)?;
+    Ok((run.model, history))
+}
+
+/// The generic path's [`Trainee`]: forward with the loss, backward from
+/// `dL/dL = 1`, one optimizer step; evaluation through [`evaluate`].
+struct ClassifierRun {
+    model: BoxedClassifier,
+    opt: Box<dyn Optimizer<f32> + Send>,
+    one: ArrayD<f32>,
+}
+
+impl<D: Examples + ?Sized> Trainee<D> for ClassifierRun {
+    fn start_epoch(&mut self) {
+        self.model.set_training(true);
     }
-    Ok((model, history))
+
+    fn step(&mut self, x: ArrayView2<'_, f32>, labels: &[usize]) -> Result<f64> {
+        let t = Array1::from_iter(labels.iter().map(|&l| l as f32)).into_dyn();
+        let loss = f64::from(self.model.forward(&[x.into_dyn(), t.view()])?[[]]);
+        if loss.is_finite() {
+            self.model.backward(self.one.view())?;
+            self.opt.step(&mut *self.model)?;
+        }
+        Ok(loss)
+    }
+
+    fn accuracy(
+        &mut self,
+        data: &D,
+        buf: &mut Array2<f32>,
+        labels: &mut Vec<usize>,
+    ) -> Result<f64> {
+        evaluate(&mut *self.model, data, buf, labels)
+    }
 }
 
 /// The fraction of `data` whose highest logit is at its label (ties to the

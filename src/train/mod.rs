@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod engine;
+mod epochs;
 pub mod examples;
 pub mod fit;
 pub mod generic;
