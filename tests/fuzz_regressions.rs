@@ -223,22 +223,44 @@ fn check_at_subnormal_input_is_not_a_silent_pass() {
     );
 }
 
-/// The hand-made extra-layers seeds decode to the layers they were written
-/// for (the encoder in `fuzz/seeds/make_seeds.py` mirrors the enum orders).
+/// The hand-made extra-layers seeds decode to the layers (and float types)
+/// they were written for, and print as such (the encoder in `fuzz/seeds/make_seeds.py` mirrors the enum orders).
 #[test]
 fn extra_layer_seeds_decode_as_written() {
-    for (name, kind) in [
-        ("extra-batchnorm-train-nan", "layer = BatchNorm"),
-        ("extra-conv-stride-pad-f32", "layer = Conv"),
-        ("extra-maxpool-ties-and-empty", "layer = MaxPool"),
-        ("extra-dropout-frozen-inf", "layer = Dropout"),
-        ("extra-mlpbn-bad-labels", "layer = MlpBn"),
-        ("extra-convnet-flat-then-empty-f32", "layer = ConvNet"),
+    // (seed, layer, float type), as `make_seeds.py` writes them.
+    for (name, kind, ty) in [
+        ("extra-batchnorm-train-nan", "layer = BatchNorm", "f64"),
+        ("extra-conv-stride-pad-f32", "layer = Conv", "f32"),
+        ("extra-maxpool-ties-and-empty", "layer = MaxPool", "f64"),
+        ("extra-dropout-frozen-inf", "layer = Dropout", "f32"),
+        ("extra-mlpbn-bad-labels", "layer = MlpBn", "f64"),
+        (
+            "extra-convnet-flat-then-empty-f32",
+            "layer = ConvNet",
+            "f32",
+        ),
     ] {
         let bytes = std::fs::read(root().join("fuzz/seeds/layers").join(name)).unwrap();
         let case: extra_layers::Case = decode(&bytes).expect("decodes");
         let shown = format!("{case:?}");
+        let head = format!("// extra_layers case, in {ty}\n");
+        assert!(shown.starts_with(&head), "{name}: {shown}");
         assert!(shown.contains(kind), "{name}: {shown}");
         assert!(shown.contains("op 1:"), "{name} has its ops: {shown}");
     }
+}
+
+/// A tutorial-layers case prints under its own decoder's name and float
+/// type, so a finding's printout says which decoder to read it with.
+#[test]
+fn layer_case_printouts_name_their_decoder() {
+    let bytes = std::fs::read(root().join("fuzz/seeds/layers/add-mismatch-and-empty")).unwrap();
+    let case: layers::Case = decode(&bytes).expect("decodes");
+    let ty = if case.f64 { "f64" } else { "f32" };
+    let shown = format!("{case:?}");
+    assert!(
+        shown.starts_with(&format!("// layers case, in {ty}\nlayer = ")),
+        "{shown}"
+    );
+    assert!(shown.contains("op 0:"), "{shown}");
 }

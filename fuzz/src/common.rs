@@ -266,3 +266,34 @@ pub fn close(a: f64, b: f64, rel: f64) -> bool {
     }
     (a - b).abs() <= rel * (1.0 + a.abs().max(b.abs()))
 }
+
+/// A case of a layer target: the float type, what to build, and a sequence
+/// of operations on it. The fields decode in this order (`f64`, `kind`,
+/// `ops`), so seeds and findings keep their meaning.
+#[derive(Arbitrary, Clone)]
+pub struct OpsCase<K, O> {
+    /// Run in `f64` (else `f32`).
+    pub f64: bool,
+    /// The layer or model.
+    pub kind: K,
+    /// The steps.
+    pub ops: Vec<O>,
+}
+
+/// The name a case's printout starts with (`// NAME case, in f64`).
+pub trait Target {
+    /// The decoder's name.
+    const NAME: &'static str;
+}
+
+impl<K: fmt::Debug + Target, O: fmt::Debug> fmt::Debug for OpsCase<K, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ty = if self.f64 { "f64" } else { "f32" };
+        writeln!(f, "// {} case, in {ty}", K::NAME)?;
+        writeln!(f, "layer = {:?}", self.kind)?;
+        for (i, op) in self.ops.iter().enumerate() {
+            writeln!(f, "op {i}: {op:?}")?;
+        }
+        Ok(())
+    }
+}

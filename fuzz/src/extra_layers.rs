@@ -21,7 +21,7 @@
 //!   gradient per differentiable input with that input's shape; calling
 //!   backward twice gives bit-identical input and parameter gradients.
 
-use super::common::{Tensor, Val, same_bits};
+use super::common::{OpsCase, Target, Tensor, Val, same_bits};
 use arbitrary::Arbitrary;
 use gradverify::layers::{
     AveragePooling, BatchNormalization, Convolution, Dropout, LeakyRelu, MaxPooling, Softplus, Tanh,
@@ -29,7 +29,6 @@ use gradverify::layers::{
 use gradverify::models::{ConvNet, ConvNetConfig, MlpBn};
 use gradverify::{Error, Float, Layer};
 use ndarray::{Array1, Array4, ArrayD, IxDyn};
-use std::fmt;
 
 /// Inputs, weights and `dout` at most this large in magnitude must give
 /// finite outputs and gradients.
@@ -116,30 +115,11 @@ pub enum Op {
     BackwardLike(Val),
 }
 
-/// A whole case.
-#[derive(Arbitrary, Clone)]
-pub struct Case {
-    /// Run in `f64` (else `f32`).
-    pub f64: bool,
-    /// The layer or model.
-    pub kind: Kind,
-    /// The steps.
-    pub ops: Vec<Op>,
-}
+/// A whole case: float type, layer, and a sequence of operations on it.
+pub type Case = OpsCase<Kind, Op>;
 
-impl fmt::Debug for Case {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "// extra_layers case, in {}",
-            if self.f64 { "f64" } else { "f32" }
-        )?;
-        writeln!(f, "layer = {:?}", self.kind)?;
-        for (i, op) in self.ops.iter().enumerate() {
-            writeln!(f, "op {i}: {op:?}")?;
-        }
-        Ok(())
-    }
+impl Target for Kind {
+    const NAME: &'static str = "extra_layers";
 }
 
 impl Case {

@@ -15,12 +15,13 @@
 //!   the inputs' shapes and the right values; calling backward twice gives
 //!   bit-identical input and parameter gradients (overwrite, not accumulate).
 
-use super::common::{MODERATE, Tensor, Val, close, oracle_labels, promoted, same_bits};
+use super::common::{
+    MODERATE, OpsCase, Target, Tensor, Val, close, oracle_labels, promoted, same_bits,
+};
 use arbitrary::Arbitrary;
 use gradverify::loss::{MeanSquaredError, cross_entropy_error, mean_squared_error, softmax};
 use gradverify::{Add, Affine, Error, Float, Layer, Mul, Relu, Sigmoid, SoftmaxWithLoss};
 use ndarray::{Array1, Array2, ArrayD, IxDyn, ShapeBuilder};
-use std::fmt;
 
 /// Largest number of operations in one case.
 pub const MAX_OPS: usize = 8;
@@ -78,29 +79,10 @@ pub enum Op {
 }
 
 /// A whole case: float type, layer, and a sequence of operations on it.
-#[derive(Arbitrary, Clone)]
-pub struct Case {
-    /// Run in `f64` (else `f32`).
-    pub f64: bool,
-    /// The layer.
-    pub kind: Kind,
-    /// The steps.
-    pub ops: Vec<Op>,
-}
+pub type Case = OpsCase<Kind, Op>;
 
-impl fmt::Debug for Case {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "// layers case, in {}",
-            if self.f64 { "f64" } else { "f32" }
-        )?;
-        writeln!(f, "layer = {:?}", self.kind)?;
-        for (i, op) in self.ops.iter().enumerate() {
-            writeln!(f, "op {i}: {op:?}")?;
-        }
-        Ok(())
-    }
+impl Target for Kind {
+    const NAME: &'static str = "layers";
 }
 
 impl Case {
