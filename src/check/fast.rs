@@ -2,7 +2,7 @@
 //!
 //! For a tensor of `n` elements, `k` directions cost `2k` evaluations (`4k`
 //! where the outer pair does not settle a direction) instead of `2n`. Each
-//! direction `v` (see [`Direction`]: Gaussian for a vector, rank one
+//! direction `v` (Gaussian for a vector, rank one
 //! `u ⊗ w` with Gaussian factors for a matrix or higher) gives the 1-D
 //! function `t ↦ L(x + t·v)`, analysed exactly like one element (Richardson
 //! value, error estimate, kinks), and compared with the analytic `⟨∇L, v⟩`.

@@ -1,5 +1,6 @@
-//! The generic training loop: any [`ModelKind`] with any [`OptimizerKind`],
-//! through the [`Classifier`] / [`crate::Layer`] and [`Optimizer`] traits.
+//! The generic training loop: any [`ModelKind`] with any
+//! [`OptimizerKind`](crate::optim::OptimizerKind), through the
+//! [`Classifier`] / [`crate::Layer`] and [`Optimizer`] traits.
 //!
 //! It follows [`super::fit::train`] step for step — the same seeded epoch
 //! orders ([`super::shuffle_seed`]), the same batches scaled into one reused
