@@ -60,5 +60,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+// No plots: criterion's plotters backend panics when no system font is
+// installed (FontUnavailable), after the first benchmark's figures.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

@@ -18,6 +18,7 @@
 #   at the 171.5 GFLOP/s of results-2026-12-01.md, 0.183 s).
 # Data: Fashion-MNIST in FMNIST_DIR (default /usr/share/datasets/fashion-mnist).
 # Threads: 2 everywhere (OMP/OpenBLAS/MKL/RAYON_NUM_THREADS=2).
+# PEERS_KEEP=DIR keeps the raw per-run output (JSON with every epoch time).
 # The load average is printed before and after: other jobs on the machine make
 # the numbers (especially 2-thread BLAS) meaningless, so run it when it is quiet.
 set -euo pipefail
@@ -66,6 +67,8 @@ for ((r = 1; r <= REPS; r++)); do
   done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+# PEERS_KEEP=DIR keeps every run's JSON, stderr and /usr/bin/time output.
+if [ -n "${PEERS_KEEP:-}" ]; then mkdir -p "$PEERS_KEEP" && cp "$RAW"/* "$PEERS_KEEP"/; fi
 
 "$PY" - "$RAW" "$REPS" "$EPOCHS" "$LOAD_BEFORE" "$LOAD_AFTER" <<'EOF'
 import json, os, re, statistics, sys
