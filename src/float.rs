@@ -15,6 +15,13 @@ pub trait Float: NdFloat + FromPrimitive + Default + Sum + Send + Sync + 'static
     /// Converts to `f64` exactly.
     fn f64(self) -> f64;
 
+    /// Whether [`Float::small_affine`] has a kernel for this type on this
+    /// CPU, so a caller can skip allocating its output when it has none.
+    /// The default has none; `f64` has one where the CPU has AVX2 and FMA.
+    fn has_small_affine() -> bool {
+        false
+    }
+
     /// `y (n, m) = x (n, k) · w (k, m) + b (m,)`, all row-major and
     /// contiguous, by a kernel for batches of a few rows, if the crate has
     /// one for this type on this CPU; returns whether it ran (`y` is
@@ -55,6 +62,9 @@ impl Float for f64 {
     fn f64(self) -> f64 {
         self
     }
+    fn has_small_affine() -> bool {
+        crate::layers::small_gemm::has_kernel()
+    }
     fn small_affine(
         x: &[f64],
         w: &[f64],
@@ -84,6 +94,8 @@ mod tests {
                 && std::arch::is_x86_feature_detected!("fma"),
             "f64 runs its kernel exactly where the CPU has one"
         );
+        assert_eq!(ran, f64::has_small_affine(), "the probe says what runs");
+        assert!(!f32::has_small_affine());
         if ran {
             assert_eq!(y, [2.0, 5.0, 1.0]);
         }

@@ -201,7 +201,9 @@ fn small_batch<F: Float>(
     b: &Array1<F>,
     reverse: bool,
 ) -> Option<Array2<F>> {
-    if x.nrows() > small_gemm::MAX_ROWS {
+    // Ask the type first: without a kernel (f32, or a CPU without the
+    // instructions) no output is allocated and zeroed for nothing.
+    if x.nrows() > small_gemm::MAX_ROWS || !F::has_small_affine() {
         return None;
     }
     let (n, k, m) = (x.nrows(), w.nrows(), w.ncols());

@@ -21,6 +21,19 @@ use crate::float::Float;
 /// the general GEMM, whose packing then pays for itself.
 pub(crate) const MAX_ROWS: usize = 8;
 
+/// Whether this CPU has the instructions the f64 kernels are compiled for
+/// (AVX2 and FMA on x86_64; no other architecture has a kernel).
+pub(crate) fn has_kernel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Computes `y (n, m) = x (n, k) · w (k, m) + b (m,)`, all row-major and
 /// contiguous, if this CPU has the kernel's instructions; returns whether
 /// it did (`y` is untouched otherwise).
@@ -49,7 +62,7 @@ pub(crate) fn affine_small(
         "affine_small: slice lengths do not match ({n}, {k})·({k}, {m})"
     );
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_kernel() {
         let mut r0 = 0;
         while r0 < n {
             let rows = (n - r0).min(4);
@@ -241,7 +254,7 @@ pub(crate) fn affine_backward_small<F: Float>(
         "affine_backward_small: slice lengths do not match ({n}, {k})·({k}, {m})"
     );
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_kernel() {
         // SAFETY: the CPU has the instructions the function is compiled for.
         unsafe { backward_avx(x, w, d, dims, dx, dw) };
         return;
