@@ -85,6 +85,23 @@ impl Window {
         ))
     }
 
+    /// For each of `outs` window positions along one axis (kernel size `k`,
+    /// input size `size`), the half-open range of input indices the window
+    /// covers outside the padding: the `i` with [`Window::source`]`(out, u,
+    /// size) == Some(i)` for some `u < k`. Never empty for a window whose
+    /// padding is smaller than `k` and that fits the padded input.
+    pub(crate) fn spans(&self, outs: usize, k: usize, size: usize) -> Vec<(usize, usize)> {
+        (0..outs)
+            .map(|o| {
+                let start = o * self.stride;
+                (
+                    start.max(self.pad) - self.pad,
+                    ((start + k).min(size + self.pad)).saturating_sub(self.pad),
+                )
+            })
+            .collect()
+    }
+
     /// The input row (or column) a window position reads, `None` in the padding.
     #[inline]
     pub(crate) fn source(&self, out: usize, k: usize, size: usize) -> Option<usize> {
@@ -189,6 +206,38 @@ pub fn col2im<F: Float>(
 mod tests {
     use super::*;
     use ndarray::{Array, arr2};
+
+    /// `spans` is exactly the set of in-bounds `source`s, for every window
+    /// geometry a layer accepts (padding below the kernel, window within the
+    /// padded input) up to kernel 4, stride 3, input 7.
+    #[test]
+    fn spans_are_the_in_bounds_sources() {
+        let mut geometries = 0;
+        for (k, stride, size) in
+            (1..=4).flat_map(|k| (1..=3).flat_map(move |s| (1..=7).map(move |n| (k, s, n))))
+        {
+            for pad in 0..k {
+                if size + 2 * pad < k {
+                    continue;
+                }
+                let win = Window::new("t", k, k, stride, pad).unwrap();
+                let outs = (size + 2 * pad - k) / stride + 1;
+                let spans = win.spans(outs, k, size);
+                assert_eq!(spans.len(), outs);
+                for (o, &(lo, hi)) in spans.iter().enumerate() {
+                    let want: Vec<usize> = (0..k).filter_map(|u| win.source(o, u, size)).collect();
+                    assert_eq!(
+                        (lo..hi).collect::<Vec<_>>(),
+                        want,
+                        "{win:?} size {size} out {o}"
+                    );
+                    assert!(lo < hi, "{win:?} size {size} out {o}: empty");
+                }
+                geometries += 1;
+            }
+        }
+        assert!(geometries > 100, "{geometries}");
+    }
 
     #[test]
     fn im2col_hand_example_with_padding() {

@@ -30,7 +30,7 @@ use super::{expect_dout_shape, expect_inputs};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layer::Layer;
-use ndarray::{Array4, ArrayD, ArrayViewD, Ix4};
+use ndarray::{Array4, ArrayD, ArrayViewD, Ix4, IxDyn};
 
 /// Validates a pooling window.
 fn pool_window(op: &str, ph: usize, pw: usize, stride: usize, pad: usize) -> Result<Window> {
@@ -63,9 +63,11 @@ fn pool_input<'a, F: Float>(
 #[derive(Debug, Clone)]
 pub struct MaxPooling<F> {
     win: Window,
-    /// Per output element, the `(row, col)` of the input element that won.
-    argmax: Option<Array4<(usize, usize)>>,
-    x_shape: Vec<usize>,
+    /// Per output element (row-major), the flat index into the input of
+    /// the element that won; `None` before a forward and after a failed one.
+    argmax: Option<Vec<usize>>,
+    /// The last input's and output's shapes.
+    shapes: Option<([usize; 4], [usize; 4])>,
     _f: std::marker::PhantomData<F>,
 }
 
@@ -78,7 +80,7 @@ impl<F: Float> MaxPooling<F> {
         Ok(MaxPooling {
             win: pool_window("MaxPooling", ph, pw, stride, pad)?,
             argmax: None,
-            x_shape: Vec::new(),
+            shapes: None,
             _f: std::marker::PhantomData,
         })
     }
@@ -103,49 +105,51 @@ impl<F: Float> Layer<F> for MaxPooling<F> {
         self.argmax = None;
         let (x, oh, ow) = pool_input(OP, inputs, &self.win)?;
         let (n, c, h, w) = x.dim();
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
         let win = self.win;
-        let mut arg = Array4::from_elem((n, c, oh, ow), (0, 0));
-        let mut y = Array4::zeros((n, c, oh, ow));
-        for ((ni, ci, i, j), a) in arg.indexed_iter_mut() {
-            let mut best: Option<(F, (usize, usize))> = None;
-            for u in 0..win.fh {
-                let Some(r) = win.source(i, u, h) else {
-                    continue;
-                };
-                for v in 0..win.fw {
-                    let Some(s) = win.source(j, v, w) else {
-                        continue;
-                    };
-                    let val = x[[ni, ci, r, s]];
-                    // Strictly greater: the first maximum keeps the gradient.
-                    // A NaN never compares greater, except as the first value.
-                    if best.is_none_or(|(b, _)| val > b) {
-                        best = Some((val, (r, s)));
+        let (rows, cols) = (win.spans(oh, win.fh, h), win.spans(ow, win.fw, w));
+        let mut y = Vec::with_capacity(n * c * oh * ow);
+        let mut arg = Vec::with_capacity(n * c * oh * ow);
+        for (p, plane) in xs.chunks_exact(h * w).enumerate() {
+            for &(r0, r1) in &rows {
+                for &(c0, c1) in &cols {
+                    // Row-major over the window's in-bounds elements;
+                    // strictly greater, so the first maximum keeps the
+                    // gradient, and a NaN wins only as the first value.
+                    let mut best = (plane[r0 * w + c0], r0 * w + c0);
+                    for r in r0..r1 {
+                        for (s, &val) in plane[r * w + c0..r * w + c1].iter().enumerate() {
+                            if val > best.0 {
+                                best = (val, r * w + c0 + s);
+                            }
+                        }
                     }
+                    y.push(best.0);
+                    arg.push(p * h * w + best.1);
                 }
             }
-            let (val, pos) = best.expect("pad < window: every window has a real element");
-            *a = pos;
-            y[[ni, ci, i, j]] = val;
         }
         self.argmax = Some(arg);
-        self.x_shape = x.shape().to_vec();
-        Ok(y.into_dyn())
+        self.shapes = Some(([n, c, h, w], [n, c, oh, ow]));
+        Ok(ArrayD::from_shape_vec(IxDyn(&[n, c, oh, ow]), y).expect("n·c·oh·ow outputs"))
     }
 
     fn backward(&mut self, dout: ArrayViewD<'_, F>) -> Result<Vec<ArrayD<F>>> {
         const OP: &str = "MaxPooling.backward";
-        let arg = self
-            .argmax
-            .as_ref()
-            .ok_or_else(|| Error::BackwardBeforeForward { op: OP.into() })?;
-        expect_dout_shape(OP, arg.shape(), dout.shape())?;
-        let d = dout.view().into_dimensionality::<Ix4>().expect("rank 4");
-        let mut dx = ArrayD::zeros(self.x_shape.as_slice());
-        for ((ni, ci, i, j), &(r, s)) in arg.indexed_iter() {
-            dx[[ni, ci, r, s]] += d[[ni, ci, i, j]];
+        let (Some(arg), Some((x_shape, out_shape))) = (self.argmax.as_ref(), self.shapes.as_ref())
+        else {
+            return Err(Error::BackwardBeforeForward { op: OP.into() });
+        };
+        expect_dout_shape(OP, out_shape, dout.shape())?;
+        let d = dout.as_standard_layout();
+        let mut dx = vec![F::zero(); x_shape.iter().product()];
+        for (&i, &g) in arg.iter().zip(d.iter()) {
+            dx[i] += g;
         }
-        Ok(vec![dx])
+        Ok(vec![
+            ArrayD::from_shape_vec(IxDyn(x_shape), dx).expect("the input's element count"),
+        ])
     }
 }
 
@@ -277,6 +281,87 @@ mod tests {
             4,
         );
         assert_eq!(dx[0], want);
+    }
+
+    /// Max pooling straight from its definition (every window position
+    /// through `Window::source`, the first strict maximum in row-major
+    /// order): the outputs and the flat indices of the winners.
+    fn max_pool_by_definition(x: &Array4<f64>, win: Window) -> (Vec<f64>, Vec<usize>) {
+        let (n, c, h, w) = x.dim();
+        let (oh, ow) = win.output_size("t", x.shape(), h, w).unwrap();
+        let (mut y, mut arg) = (vec![], vec![]);
+        for (ni, ci, i, j) in ndarray::indices((n, c, oh, ow)) {
+            let mut best: Option<(f64, usize)> = None;
+            for u in 0..win.fh {
+                for v in 0..win.fw {
+                    if let (Some(r), Some(s)) = (win.source(i, u, h), win.source(j, v, w)) {
+                        let val = x[[ni, ci, r, s]];
+                        if best.is_none_or(|(b, _)| val > b) {
+                            best = Some((val, ((ni * c + ci) * h + r) * w + s));
+                        }
+                    }
+                }
+            }
+            let (val, at) = best.unwrap();
+            y.push(val);
+            arg.push(at);
+        }
+        (y, arg)
+    }
+
+    /// The plane-slice implementation gives the definition's outputs and
+    /// routes each `dout` to the definition's winner, bit for bit, on inputs
+    /// full of ties (small integers), infinities and NaNs, including inputs
+    /// in a non-standard memory order.
+    #[test]
+    fn max_pooling_matches_its_definition() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(7);
+        for case in 0..300 {
+            let (fh, fw): (usize, usize) = (rng.random_range(1..=3), rng.random_range(1..=3));
+            let (stride, pad): (usize, usize) =
+                (rng.random_range(1..=3), rng.random_range(0..fh.min(fw)));
+            let (n, c): (usize, usize) = (rng.random_range(1..=2), rng.random_range(1..=3));
+            let h = rng.random_range(fh.saturating_sub(2 * pad).max(1)..=7);
+            let w = rng.random_range(fw.saturating_sub(2 * pad).max(1)..=7);
+            let x = Array4::from_shape_simple_fn((n, c, h, w), || match rng.random_range(0..20) {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                2 => f64::NEG_INFINITY,
+                _ => f64::from(rng.random_range(-3i32..=3)),
+            });
+            // Every other case reads the same values from a permuted layout.
+            let x_in = if case % 2 == 0 {
+                x.clone().into_dyn()
+            } else {
+                let mut t = Array4::zeros((w, h, c, n));
+                t.assign(&x.view().permuted_axes([3, 2, 1, 0]));
+                t.permuted_axes([3, 2, 1, 0]).into_dyn()
+            };
+            let win = Window::new("t", fh, fw, stride, pad).unwrap();
+            let (want_y, want_arg) = max_pool_by_definition(&x, win);
+            let mut p = MaxPooling::new(fh, fw, stride, pad).unwrap();
+            let y = p.forward(&[x_in.view()]).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&y.iter().copied().collect::<Vec<_>>()),
+                bits(&want_y),
+                "case {case}"
+            );
+            let d = y.mapv(|_| f64::from(rng.random_range(1..1000)));
+            let dx = p.backward(d.view()).unwrap();
+            let mut want_dx = vec![0.0; x.len()];
+            for (&at, &g) in want_arg.iter().zip(d.iter()) {
+                want_dx[at] += g;
+            }
+            assert_eq!(dx[0].shape(), x.shape());
+            assert_eq!(
+                dx[0].iter().copied().collect::<Vec<_>>(),
+                want_dx,
+                "case {case}"
+            );
+        }
     }
 
     #[test]
