@@ -6,7 +6,7 @@
 
 use super::config::TrainConfig;
 use super::examples::Examples;
-use super::fit::{EVAL_BATCH, shuffle_seed};
+use super::fit::shuffle_seed;
 use super::metrics::{EpochMetrics, History};
 use crate::error::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,6 +21,9 @@ use std::time::Instant;
 /// (hence `Send`), so parallel sections inside a step hand work to the other
 /// thread directly instead of waking pool threads from outside every time.
 pub(super) trait Trainee<D: ?Sized>: Send {
+    /// Rows per evaluation batch (at most; fewer for smaller sets).
+    const EVAL_ROWS: usize;
+
     /// Called before each epoch's first step.
     fn start_epoch(&mut self) {}
 
@@ -33,14 +36,16 @@ pub(super) trait Trainee<D: ?Sized>: Send {
     -> Result<f64>;
 }
 
-/// The rows of the step buffer and of the evaluation buffer for these sets.
+/// The rows of the step buffer and of the evaluation buffer (at most
+/// `eval_rows`) for these sets.
 pub(super) fn buffer_rows<D: Examples + ?Sized>(
     cfg: &TrainConfig,
     train: &D,
     test: &D,
+    eval_rows: usize,
 ) -> (usize, usize) {
     let n = train.len();
-    (cfg.batch_size.min(n), EVAL_BATCH.min(n.max(test.len())))
+    (cfg.batch_size.min(n), eval_rows.min(n.max(test.len())))
 }
 
 /// Runs `cfg.epochs` true epochs of `trainee` on `train`, evaluating on
@@ -60,7 +65,7 @@ where
     T: Trainee<D>,
 {
     let n = train.len();
-    let (batch, eval_rows) = buffer_rows(cfg, train, test);
+    let (batch, eval_rows) = buffer_rows(cfg, train, test, T::EVAL_ROWS);
     let iters = cfg.iterations_per_epoch(n);
     let mut xbuf = Array2::<f32>::zeros((batch, train.features()));
     let mut labels = Vec::with_capacity(batch);

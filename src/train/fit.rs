@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::model::Mlp;
 use ndarray::{Array2, ArrayView2};
 
-/// Rows per evaluation batch (bounded memory for any dataset size).
+/// Rows per evaluation batch on the engine (bounded memory for any dataset
+/// size; the engine's buffers are allocated once, for this many rows).
 pub(super) const EVAL_BATCH: usize = 1000;
 
 /// The seed of the epoch-order stream, derived from the run's seed so that it
@@ -62,7 +63,7 @@ pub fn train<D: Examples + Sync + ?Sized>(
         cfg.activation,
         cfg.seed,
     )?;
-    let (batch, eval_rows) = buffer_rows(cfg, train, test);
+    let (batch, eval_rows) = buffer_rows(cfg, train, test, EVAL_BATCH);
     let engine = Engine::new(&model, batch.max(eval_rows))?;
     let mut run = EngineRun {
         engine,
@@ -82,6 +83,8 @@ struct EngineRun {
 }
 
 impl<D: Examples + ?Sized> Trainee<D> for EngineRun {
+    const EVAL_ROWS: usize = EVAL_BATCH;
+
     fn step(&mut self, x: ArrayView2<'_, f32>, labels: &[usize]) -> Result<f64> {
         Ok(f64::from(self.engine.step(
             &mut self.model,

@@ -28,6 +28,14 @@ use crate::models::{Classifier, ModelKind};
 use crate::optim::Optimizer;
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, IxDyn, s};
 
+/// Rows per evaluation batch on the generic path. Its layers allocate every
+/// batch's activations: at 1,000 rows the ConvNet's are up to 69 MB each,
+/// which glibc maps and unmaps (zeroing fresh pages) on every batch. At 200
+/// the digits ConvNet run peaks at 96 MB instead of 319 MB, and an epoch
+/// (8,000 training digits, then the evaluation of both sets) takes 7.5–8.0 s
+/// instead of 8.8–8.9 s, with the same accuracies.
+pub const GENERIC_EVAL_BATCH: usize = 200;
+
 /// The dropout probability of every hidden layer of `mlp-bn` runs.
 pub const MLP_BN_DROPOUT: f64 = 0.1;
 
@@ -141,6 +149,8 @@ struct ClassifierRun {
 }
 
 impl<D: Examples + ?Sized> Trainee<D> for ClassifierRun {
+    const EVAL_ROWS: usize = GENERIC_EVAL_BATCH;
+
     fn start_epoch(&mut self) {
         self.model.set_training(true);
     }
@@ -312,6 +322,31 @@ mod tests {
             super::super::fit::train(&c, &d, &d),
             Err(Error::Config(_))
         ));
+    }
+
+    /// The evaluation batch (GENERIC_EVAL_BATCH, smaller than the engine's)
+    /// changes no accuracy: in evaluation mode every row's prediction is its
+    /// own, for batches of 1, 7 (a ragged last batch) and the whole set.
+    #[test]
+    fn accuracy_does_not_depend_on_the_evaluation_batch() {
+        let d = tiny();
+        for (m, o, lr) in [
+            (ModelKind::MlpBn, OptimizerKind::Adam, 0.01),
+            (ModelKind::ConvNet, OptimizerKind::Momentum, 0.05),
+        ] {
+            let mut c = cfg(m, o, lr);
+            c.epochs = 2;
+            let (mut model, _) = train_classifier(&c, &d, &d).unwrap();
+            let mut labels = Vec::new();
+            let accs: Vec<f64> = [1, 7, d.len(), GENERIC_EVAL_BATCH.min(d.len())]
+                .iter()
+                .map(|&rows| {
+                    let mut buf = Array2::zeros((rows, d.features()));
+                    evaluate(&mut *model, &d, &mut buf, &mut labels).unwrap()
+                })
+                .collect();
+            assert!(accs.iter().all(|&a| a == accs[0]), "{m}: {accs:?}");
+        }
     }
 
     #[test]
